@@ -1,0 +1,49 @@
+# The README's two commands:
+#   make          set up (venv, pinned requirements, package) and run the main job:
+#                 demo corpora, every notebook through papermill, the Jupyter Book
+#   make test     set up, then run the tests (unit tests + smoke run of every notebook + book build)
+#
+# Options: make PROFILE=paper | make ARGS="--iemocap-root /data/IEMOCAP_full_release"
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PROFILE ?= quick
+ARGS   ?=
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+
+.PHONY: all book test bench kernel lab clean distclean
+
+all: book
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+book: $(STAMP)
+	TF_ENABLE_ONEDNN_OPTS=0 TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m ser_utils.pipeline --profile $(PROFILE) $(ARGS)
+
+test: $(STAMP)
+	TF_ENABLE_ONEDNN_OPTS=0 TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest -ra $(ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/extract_acoustic.py
+	$(PY) bench/embed_text.py
+	$(PY) bench/train_grid.py
+
+# A Jupyter kernel for the venv, so JupyterLab runs the notebooks with the pinned packages.
+kernel: $(STAMP)
+	$(PY) -m ipykernel install --user --name ser-book --display-name "Python (ser-book)"
+
+lab: kernel
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf build results
+
+distclean: clean
+	rm -rf cache data/IEMOCAP_demo* data/MSP-PODCAST_demo* $(VENV)

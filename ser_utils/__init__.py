@@ -1,0 +1,26 @@
+"""Helpers for the executable book on speech emotion recognition (Pepino et al., ICASSP 2020).
+
+The package mirrors the book: ``datasets`` (notebook 00), ``features`` (01), ``folds`` (02),
+``models`` / ``training`` / ``metrics`` (03, 04) and ``reporting`` (05); ``pipeline`` runs
+every notebook through papermill and builds the book.
+"""
+import os
+
+# Keep TensorFlow's oneDNN / CUDA chatter out of notebooks and the rendered book.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Nothing is ever downloaded at run time: encoders come from a local path, the hub cache
+# or the bundled offline stand-ins.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# openSMILE must be loaded before TensorFlow: TF's framework library exports FFT symbols with
+# the same names as openSMILE's, and whichever is loaded first wins (openSMILE then crashes
+# with a malloc error). Importing it here, first, makes any `import ser_utils` safe.
+try:  # pragma: no cover - opensmile is a hard requirement, but keep the import error readable
+    import opensmile  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+
+__version__ = "0.1.0"

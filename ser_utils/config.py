@@ -1,0 +1,155 @@
+"""Run profiles and the resolution of notebook parameters into one settings object.
+
+Every notebook's ``parameters`` cell holds the same literals (profile, paths); the first code cell
+after it calls :func:`resolve`, which validates them before any work starts and turns them into
+absolute paths and profile values. Relative paths are taken from the project root, so the same
+notebook works when run from ``notebooks/`` in JupyterLab, from papermill's build folder, or from
+a test's temporary folder.
+
+Notebook: every notebook (00-05).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from .features.cache import write_json
+
+__all__ = ["PROFILES", "Profile", "Settings", "Dataset", "resolve", "PROJECT_ROOT",
+           "UNIMODAL_SYSTEMS", "FUSION_SYSTEMS", "TABLE1_SYSTEMS"]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# Sec. 4.3 / Table 1: the paper's systems; lf_cs and lf_ws complete the grid (book appendix).
+UNIMODAL_SYSTEMS = ("audio", "glove", "bert")
+FUSION_SYSTEMS = ("ef_cs", "ef_ws", "ef_pt", "lf_pt", "lf_cs", "lf_ws")
+TABLE1_SYSTEMS = ("audio", "glove", "bert", "ef_cs", "ef_ws", "ef_pt", "lf_pt")
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """How much work a run does. ``paper`` follows the paper's protocol (Sec. 3, 4.1)."""
+
+    name: str
+    seeds: tuple[int, ...]           # Sec. 4.1: 10 seeds, median and IQR
+    demo_scale: float                # size of the generated demo corpora (1.0 = ~2,000 IEMOCAP utterances)
+    select_epochs: bool              # choose epochs by median validation AvAUC over seeds (Sec. 3)
+    selection_seeds: tuple[int, ...]  # seeds used for epoch selection (paper: 5)
+    selection_folds: int             # how many outer folds' inner splits the selection uses
+    max_epochs: int                  # upper end of the epoch search
+    epochs: int                      # fixed epochs when select_epochs is False
+    fold_study_epochs: int           # epochs of the Fig. 2 models (notebook 02)
+    fold_study_seeds: tuple[int, ...]
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", seeds=(0,), demo_scale=0.04, select_epochs=False, selection_seeds=(0,),
+                     selection_folds=1, max_epochs=1, epochs=1, fold_study_epochs=1,
+                     fold_study_seeds=(0,)),
+    "quick": Profile("quick", seeds=(0, 1, 2), demo_scale=1.0, select_epochs=True,
+                     selection_seeds=(0, 1, 2), selection_folds=1, max_epochs=20, epochs=10,
+                     fold_study_epochs=10, fold_study_seeds=(0,)),
+    "paper": Profile("paper", seeds=tuple(range(10)), demo_scale=1.0, select_epochs=True,
+                     selection_seeds=tuple(range(5)), selection_folds=1, max_epochs=30, epochs=15,
+                     fold_study_epochs=15, fold_study_seeds=(0, 1, 2)),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """One corpus of the run: ``name`` names its result and cache folders."""
+
+    name: str          # e.g. "iemocap_demo", "iemocap", "msp_podcast_demo", "mycorpus"
+    kind: str          # a loader: "iemocap", "msp_podcast" or "manifest"
+    root: Path         # corpus folder (or manifest CSV)
+    demo: bool         # True for the project's synthetic corpora
+    criterion: str     # the fold criterion of the main table (Sec. 4.1)
+
+    @property
+    def title(self) -> str:
+        base = {"iemocap": "IEMOCAP", "msp_podcast": "MSP-PODCAST"}.get(self.kind, self.name)
+        return f"{base} (synthetic demo)" if self.demo else base
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    profile: Profile
+    data_dir: Path
+    results_dir: Path
+    cache_dir: Path
+    datasets: tuple[Dataset, ...]
+    n_workers: int
+    text_model: str
+    glove_vectors: str
+
+    def dataset(self, name: str) -> Dataset:
+        for d in self.datasets:
+            if d.name == name:
+                return d
+        raise ValueError(f"unknown dataset {name!r}; this run has {[d.name for d in self.datasets]}")
+
+    def stage_dir(self, dataset: str | Dataset, stage: str) -> Path:
+        """``results/<dataset>/<stage>/`` (created)."""
+        name = dataset.name if isinstance(dataset, Dataset) else dataset
+        path = self.results_dir / name / stage
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+
+    def save(self, stage: str) -> Path:
+        """Write the resolved parameters beside the stage's results (provenance)."""
+        path = self.results_dir / f"params_{stage}.json"
+        write_json(path, self.to_dict())
+        return path
+
+
+def _abs(path: str | os.PathLike) -> Path:
+    p = Path(os.path.expanduser(str(path)))
+    return p if p.is_absolute() else (PROJECT_ROOT / p).resolve()
+
+
+def resolve(*, profile: str = "quick", data_dir: str = "data", results_dir: str = "results",
+            cache_dir: str = "cache/features", iemocap_root: str = "", msp_root: str = "",
+            manifest: str = "", manifest_name: str = "custom", use_demo: bool = True,
+            n_workers: int = 0, text_model: str = "auto", glove_vectors: str = "auto") -> Settings:
+    """Validate notebook parameters and resolve them into :class:`Settings`.
+
+    Args:
+        profile: one of :data:`PROFILES` (``smoke``, ``quick``, ``paper``).
+        iemocap_root, msp_root: a real IEMOCAP_full_release / MSP-PODCAST folder; empty → the demo
+            corpus generated under ``data_dir`` (when ``use_demo``).
+        manifest: a CSV manifest of any other corpus (``path,label`` at least); empty → none.
+        n_workers: feature-extraction processes; 0 → all cores.
+        text_model: BERT model for the text branch (``auto``, a local path or a cached hub name).
+        glove_vectors: a GloVe text file or ``auto`` (bundled 6B-50d stand-in).
+
+    Raises:
+        ValueError: an unknown profile, or a path that does not exist — before any work starts.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    datasets = []
+    for kind, root, title in (("iemocap", iemocap_root, "IEMOCAP"),
+                              ("msp_podcast", msp_root, "MSP-PODCAST")):
+        criterion = "speaker_script" if kind == "iemocap" else "predefined"
+        if root:
+            if not _abs(root).exists():
+                raise ValueError(f"{title} folder not found: {_abs(root)}")
+            datasets.append(Dataset(kind, kind, _abs(root), False, criterion))
+        elif use_demo:
+            folder = "IEMOCAP_demo" if kind == "iemocap" else "MSP-PODCAST_demo"
+            datasets.append(Dataset(f"{kind}_demo", kind, _abs(data_dir) / folder, True, criterion))
+    if manifest:
+        if not _abs(manifest).is_file():
+            raise ValueError(f"manifest CSV not found: {_abs(manifest)}")
+        datasets.append(Dataset(manifest_name, "manifest", _abs(manifest), False, "auto"))
+    if not datasets:
+        raise ValueError("no dataset to run: give iemocap_root, msp_root or manifest, or use_demo=True")
+    return Settings(profile=PROFILES[profile], data_dir=_abs(data_dir),
+                    results_dir=_abs(results_dir), cache_dir=_abs(cache_dir),
+                    datasets=tuple(datasets), n_workers=n_workers or (os.cpu_count() or 1),
+                    text_model=text_model, glove_vectors=glove_vectors)
