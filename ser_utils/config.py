@@ -132,6 +132,11 @@ def resolve(*, profile: str = "quick", data_dir: str = "data", results_dir: str 
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    prof = PROFILES[profile]
+    # A demo of another size gets its own folder, so a smoke run never replaces the full demo.
+    demo_dir = _abs(data_dir)
+    if prof.demo_scale != 1.0:
+        demo_dir = demo_dir / f"demo-scale-{prof.demo_scale:g}"
     datasets = []
     for kind, root, title in (("iemocap", iemocap_root, "IEMOCAP"),
                               ("msp_podcast", msp_root, "MSP-PODCAST")):
@@ -142,14 +147,15 @@ def resolve(*, profile: str = "quick", data_dir: str = "data", results_dir: str 
             datasets.append(Dataset(kind, kind, _abs(root), False, criterion))
         elif use_demo:
             folder = "IEMOCAP_demo" if kind == "iemocap" else "MSP-PODCAST_demo"
-            datasets.append(Dataset(f"{kind}_demo", kind, _abs(data_dir) / folder, True, criterion))
+            datasets.append(Dataset(f"{kind}_demo", kind, demo_dir / folder, True, criterion))
     if manifest:
         if not _abs(manifest).is_file():
             raise ValueError(f"manifest CSV not found: {_abs(manifest)}")
         datasets.append(Dataset(manifest_name, "manifest", _abs(manifest), False, "auto"))
     if not datasets:
         raise ValueError("no dataset to run: give iemocap_root, msp_root or manifest, or use_demo=True")
-    return Settings(profile=PROFILES[profile], data_dir=_abs(data_dir),
-                    results_dir=_abs(results_dir), cache_dir=_abs(cache_dir),
+    # Results of different profiles never mix: epochs and seeds differ between them.
+    return Settings(profile=prof, data_dir=demo_dir,
+                    results_dir=_abs(results_dir) / profile, cache_dir=_abs(cache_dir),
                     datasets=tuple(datasets), n_workers=n_workers or (os.cpu_count() or 1),
                     text_model=text_model, glove_vectors=glove_vectors)

@@ -1,0 +1,259 @@
+"""Stage orchestration: what each notebook runs, where it writes, and what later stages read.
+
+Each stage writes under ``results/<profile>/<dataset>/<stage>/`` and skips work whose outputs
+already exist (finished grid jobs, finished feature caches), so an interrupted run resumes.
+
+=====================  ==========================================  ===========================
+stage (notebook)       writes                                      read by
+=====================  ==========================================  ===========================
+data (00)              data/utterances.parquet, dropped_labels.json  every later stage
+features (01)          features/features.json (cache file paths)    02-05
+folds (02)             folds/<criterion>.parquet, fold_study/       03-05
+unimodal (03)          unimodal/{epochs.json, predictions/, models/} 04, 05
+fusion (04)            fusion/{epochs.json, predictions/}            05
+=====================  ==========================================  ===========================
+
+TensorFlow is imported lazily (training stages only): notebooks 00 and 01 never load it, because
+openSMILE must not share a process with it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from . import datasets
+from .config import Dataset, Settings
+from .features.cache import write_json, write_parquet
+
+log = logging.getLogger(__name__)
+
+__all__ = ["prepare_data", "load_utterances", "prepare_features", "feature_files",
+           "main_criterion", "prepare_folds", "fold_summary", "load_folds", "run_systems", "load_predictions"]
+
+
+# -- 00 data ----------------------------------------------------------------------------------
+def prepare_data(settings: Settings) -> dict[str, pd.DataFrame]:
+    """Generate the demo corpora when needed, load every corpus and save its utterance table.
+
+    Returns ``{dataset name: DataFrame}`` with the loader columns plus ``duration`` (seconds).
+
+    Notebook: notebooks/00_data.ipynb
+    """
+    if any(d.demo for d in settings.datasets):
+        datasets.make_demo_corpora(settings.data_dir, seed=0, scale=settings.profile.demo_scale)
+    out = {}
+    for d in settings.datasets:
+        df = datasets.load_dataset(d.kind, d.root)
+        dropped = dict(df.attrs.get("dropped_labels", {}))
+        df["duration"] = datasets.durations(df).to_numpy()
+        stage = settings.stage_dir(d, "data")
+        write_parquet(stage / "utterances.parquet", df)
+        write_json(stage / "dropped_labels.json", {str(k): int(v) for k, v in dropped.items()})
+        df.attrs["dropped_labels"] = dropped
+        out[d.name] = df
+    return out
+
+
+def load_utterances(settings: Settings, dataset: str | Dataset) -> pd.DataFrame:
+    """The utterance table written by notebook 00 (positional index 0..n-1)."""
+    path = settings.stage_dir(dataset, "data") / "utterances.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run notebooks/00_data.ipynb first")
+    df = pd.read_parquet(path).reset_index(drop=True)
+    dropped = settings.stage_dir(dataset, "data") / "dropped_labels.json"
+    if dropped.exists():
+        df.attrs["dropped_labels"] = json.loads(dropped.read_text())
+    return df
+
+
+# -- 01 features ------------------------------------------------------------------------------
+def prepare_features(settings: Settings, dataset: str | Dataset, df: pd.DataFrame) -> dict:
+    """Extract (or read from the cache) audio LLDs, BERT and GloVe token sequences.
+
+    Returns ``{"audio": {utt_id: (n_frames, 18)}, "bert": {...}, "glove": {...}, "info": dict}``
+    and writes ``features/features.json`` with the cache files' paths and the encoders used.
+
+    Notebook: notebooks/01_features.ipynb
+    """
+    from . import features
+
+    name = dataset.name if isinstance(dataset, Dataset) else dataset
+    cache = settings.cache_dir
+    audio = features.extract_acoustic(df, dataset=name, cache_dir=cache,
+                                      n_workers=settings.n_workers)
+    bert = features.extract_text(df, dataset=name, encoder="bert", model=settings.text_model,
+                                 cache_dir=cache)
+    glove = features.extract_text(df, dataset=name, encoder="glove",
+                                  model=settings.glove_vectors, cache_dir=cache)
+    audio_store = features.acoustic_store(df, dataset=name, cache_dir=cache)
+    info = {
+        "files": {
+            "audio": str(audio_store.path),
+            "bert": str(features.text_store(df, dataset=name, encoder="bert",
+                                            model=settings.text_model, cache_dir=cache).path),
+            "glove": str(features.text_store(df, dataset=name, encoder="glove",
+                                             model=settings.glove_vectors, cache_dir=cache).path),
+        },
+        "encoders": {
+            "bert": features.text_encoder_info("bert", settings.text_model),
+            "glove": features.text_encoder_info("glove", settings.glove_vectors),
+        },
+        "rejected_audio": audio_store.rejected().to_dict(orient="records"),
+        "n_utterances": len(df),
+    }
+    write_json(settings.stage_dir(name, "features") / "features.json", info)
+    return {"audio": audio, "bert": bert, "glove": glove, "info": info}
+
+
+def feature_files(settings: Settings, dataset: str | Dataset) -> dict:
+    """What notebook 01 wrote: cache file paths and encoder descriptions."""
+    path = settings.stage_dir(dataset, "features") / "features.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run notebooks/01_features.ipynb first")
+    return json.loads(path.read_text())
+
+
+# -- 02 folds ---------------------------------------------------------------------------------
+def main_criterion(dataset: Dataset, df: pd.DataFrame) -> str:
+    """The fold criterion of the main table (Sec. 4.1): SP&SC for IEMOCAP, the corpus split for
+    MSP-PODCAST; for a manifest, its split when it has a test split, else by speaker/session."""
+    if dataset.criterion != "auto":
+        return dataset.criterion
+    if df["split"].str.lower().str.startswith("test").any():
+        return "predefined"
+    return "speaker"
+
+
+def applicable_criteria(df: pd.DataFrame) -> list[str]:
+    """Fold criteria that this corpus's metadata supports."""
+    out = []
+    if df["label"].value_counts().min() >= 5:
+        out.append("random")
+    groups = df["session"].where(df["session"] != "", df["speaker"])
+    if groups.ne("").all() and groups.nunique() >= 2:
+        out.append("speaker")
+        if df["script"].ne("").any() and (df["script"] == "script03").any():
+            out.append("speaker_script")
+    if df["split"].str.lower().str.startswith("test").any():
+        out.append("predefined")
+    return out
+
+
+def prepare_folds(settings: Settings, dataset: str | Dataset, df: pd.DataFrame,
+                  criteria=None, *, n_folds: int = 5) -> dict[str, list]:
+    """Make the folds of every applicable criterion once and write them as tables.
+
+    Notebook: notebooks/02_folds.ipynb
+    """
+    from . import folds as F
+
+    out = {}
+    for criterion in criteria or applicable_criteria(df):
+        path = settings.stage_dir(dataset, "folds") / f"{criterion}.parquet"
+        if path.exists():
+            out[criterion] = F.folds_from_table(pd.read_parquet(path), df)
+            F.check_folds(df, out[criterion], criterion)
+            continue
+        out[criterion] = F.make_folds(df, criterion, n_folds=n_folds, seed=0)
+        write_parquet(path, F.fold_table(df, out[criterion]))
+    return out
+
+
+def fold_summary(df: pd.DataFrame, folds: dict[str, list]) -> pd.DataFrame:
+    """One row per (criterion, fold): sizes, test speakers and scripts. Notebook: 02_folds."""
+    rows = []
+    for criterion, fl in folds.items():
+        for k, (train, test) in enumerate(fl):
+            t = df.iloc[test]
+            rows.append({"criterion": criterion, "fold": k, "train": len(train), "test": len(test),
+                         "unused": len(df) - len(train) - len(test),
+                         "test speakers": ", ".join(sorted(t["speaker"].unique())[:6]),
+                         "test scripts": ", ".join(sorted(set(t["script"]) - {""})) or "-"})
+    return pd.DataFrame(rows).set_index(["criterion", "fold"])
+
+
+def load_folds(settings: Settings, dataset: str | Dataset, df: pd.DataFrame, criterion: str):
+    """Folds written by notebook 02, checked again against the current table."""
+    from . import folds as F
+
+    path = settings.stage_dir(dataset, "folds") / f"{criterion}.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run notebooks/02_folds.ipynb first")
+    folds = F.folds_from_table(pd.read_parquet(path), df)
+    F.check_folds(df, folds, criterion)
+    return folds
+
+
+# -- 03 / 04 training -------------------------------------------------------------------------
+def _data_files(settings: Settings, dataset) -> dict:
+    files = feature_files(settings, dataset)["files"]
+    return {"meta": str(settings.stage_dir(dataset, "data") / "utterances.parquet"), **files}
+
+
+def choose_epochs(settings: Settings, dataset, systems, folds, *, stage: str,
+                  size: str = "base", pretrained_dir: Path | None = None) -> dict[str, int]:
+    """Epochs per system (Sec. 3: the epoch with the best median AvAUC over seeds), chosen on an
+    inner validation split of the training sessions; written once to ``<stage>/epochs.json``
+    with the validation curves beside it. With a profile that does not select, its fixed epochs."""
+    from . import training
+
+    prof = settings.profile
+    out_dir = settings.stage_dir(dataset, stage)
+    path = out_dir / "epochs.json"
+    chosen = json.loads(path.read_text()) if path.exists() else {}
+    todo = [s for s in systems if s not in chosen]
+    if todo and not prof.select_epochs:
+        chosen.update({s: prof.epochs for s in todo})
+    elif todo:
+        data = training.ExperimentData.from_files(**_data_files(settings, dataset))
+        curves = []
+        for system in todo:
+            best, curve = training.select_epochs(
+                system, data, folds[:prof.selection_folds], seeds=prof.selection_seeds,
+                max_epochs=prof.max_epochs, size=size, pretrained_dir=pretrained_dir)
+            chosen[system] = int(best)
+            curves.append(curve.assign(system=system))
+            write_json(path, chosen)  # keep what is finished if a later system is interrupted
+        old = out_dir / "epoch_curves.parquet"
+        prev = [pd.read_parquet(old)] if old.exists() else []
+        write_parquet(old, pd.concat(prev + curves, ignore_index=True))
+    write_json(path, chosen)
+    return chosen
+
+
+def run_systems(settings: Settings, dataset, systems, *, stage: str, criterion: str,
+                seeds=None, size: str = "base", epochs: dict | int | None = None,
+                pretrained_stage: str | None = None, n_jobs: int | None = None) -> pd.DataFrame:
+    """Train and test ``systems`` on every fold of ``criterion`` for every seed; returns the
+    per-utterance predictions (finished jobs are read back, not retrained).
+
+    Notebook: notebooks/02_folds.ipynb, 03_unimodal.ipynb, 04_fusion.ipynb
+    """
+    from . import training
+
+    df = load_utterances(settings, dataset)
+    folds = load_folds(settings, dataset, df, criterion)
+    pretrained_dir = settings.stage_dir(dataset, pretrained_stage) if pretrained_stage else None
+    if epochs is None:
+        epochs = choose_epochs(settings, dataset, systems, folds, stage=stage, size=size,
+                               pretrained_dir=pretrained_dir)
+    seeds = settings.profile.seeds if seeds is None else seeds
+    name = dataset.name if isinstance(dataset, Dataset) else dataset
+    jobs = [training.Job(system=s, criterion=criterion, fold=k, seed=seed, size=size,
+                         epochs=epochs[s] if isinstance(epochs, dict) else int(epochs),
+                         dataset=name)
+            for s in systems for k in range(len(folds)) for seed in seeds]
+    return training.run_grid(jobs, _data_files(settings, dataset),
+                             out_dir=settings.stage_dir(dataset, stage), n_jobs=n_jobs,
+                             pretrained_dir=pretrained_dir)
+
+
+def load_predictions(settings: Settings, dataset, stage: str) -> pd.DataFrame:
+    """Every prediction file of a stage, concatenated (empty frame when none)."""
+    files = sorted((settings.stage_dir(dataset, stage) / "predictions").glob("*.parquet"))
+    if not files:
+        return pd.DataFrame()
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)

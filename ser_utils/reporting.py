@@ -1,0 +1,222 @@
+"""Tables and figures of the book. Every number shown comes from the run's own files.
+
+Notebook: notebooks/00_data.ipynb … 05_results.ipynb
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+CLASSES = ("angry", "happy", "sad", "neutral")
+COLORS = {"angry": "#d62728", "happy": "#ff7f0e", "sad": "#1f77b4", "neutral": "#7f7f7f"}
+SYSTEM_NAMES = {"audio": "Audio", "glove": "GloVe", "bert": "BERT", "ef_cs": "EF-CS",
+                "ef_ws": "EF-WS", "ef_pt": "EF-PT", "lf_pt": "LF-PT", "lf_cs": "LF-CS",
+                "lf_ws": "LF-WS"}
+CRITERION_NAMES = {"random": "RAND", "speaker": "SP", "speaker_script": "SP&SC",
+                   "predefined": "predefined"}
+
+__all__ = ["save_figure", "plot_durations", "plot_contours", "utterance_stats",
+           "plot_class_distributions", "pooled", "plot_text_projection", "plot_fold_study",
+           "median_iqr_table", "plot_auc_boxes", "relative_gain", "plot_confusion",
+           "SYSTEM_NAMES", "CRITERION_NAMES"]
+
+
+def save_figure(fig, path_stem: str | Path) -> list[Path]:
+    """Save ``fig`` as PNG and SVG (``results/.../<name>.png|svg``); returns the paths."""
+    path_stem = Path(path_stem)
+    path_stem.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for ext in ("png", "svg"):
+        p = path_stem.with_suffix(f".{ext}")
+        fig.savefig(p, dpi=120, bbox_inches="tight")
+        out.append(p)
+    return out
+
+
+# -- 00 data ----------------------------------------------------------------------------------
+def plot_durations(corpora: dict[str, pd.DataFrame], *, bins: int = 40):
+    """Histogram of utterance durations per corpus and class. Notebook: 00_data."""
+    fig, axes = plt.subplots(1, len(corpora), figsize=(5.5 * len(corpora), 3.5), squeeze=False)
+    for ax, (name, df) in zip(axes[0], corpora.items()):
+        hi = np.nanpercentile(df["duration"], 99) if df["duration"].notna().any() else 1.0
+        edges = np.linspace(0, hi, bins + 1)
+        for label in CLASSES:
+            d = df.loc[df["label"] == label, "duration"].dropna()
+            ax.hist(d, bins=edges, histtype="step", lw=1.5, color=COLORS[label],
+                    label=f"{label} (n={len(d)})")
+        ax.set(title=name, xlabel="duration (s)", ylabel="utterances")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# -- 01 features ------------------------------------------------------------------------------
+def plot_contours(df: pd.DataFrame, audio: dict, *, columns=("F0", "loudness", "logHNR", "mfcc1"),
+                  seed: int = 0):
+    """Descriptor contours of one utterance per emotion (a random one, reproducibly).
+
+    Notebook: 01_features."""
+    rng = np.random.default_rng(seed)
+    fig, axes = plt.subplots(len(columns), len(CLASSES), figsize=(13, 1.9 * len(columns)),
+                             sharex="col", squeeze=False)
+    from .features.acoustic import LLD_COLUMNS
+    idx = {c: LLD_COLUMNS.index(c) for c in columns}
+    for j, label in enumerate(CLASSES):
+        ids = [u for u in df.loc[df["label"] == label, "utt_id"] if u in audio]
+        if not ids:
+            continue
+        utt = ids[rng.integers(len(ids))]
+        x = audio[utt]
+        t = np.arange(len(x)) / 100.0  # 10 ms hop
+        text = df.loc[df["utt_id"] == utt, "text"].iloc[0]
+        axes[0, j].set_title(f"{label}: {utt}\n“{text[:40]}”", fontsize=8)
+        for i, c in enumerate(columns):
+            axes[i, j].plot(t, x[:, idx[c]], color=COLORS[label], lw=1)
+            if j == 0:
+                axes[i, j].set_ylabel(c)
+        axes[-1, j].set_xlabel("time (s)")
+    fig.tight_layout()
+    return fig
+
+
+def utterance_stats(df: pd.DataFrame, audio: dict) -> pd.DataFrame:
+    """Per utterance: mean F0 over voiced frames (Hz), mean loudness, voiced share, frames."""
+    from .features.acoustic import LLD_COLUMNS
+    f0, loud = LLD_COLUMNS.index("F0"), LLD_COLUMNS.index("loudness")
+    rows = []
+    for utt, label, speaker in df[["utt_id", "label", "speaker"]].itertuples(index=False):
+        x = audio.get(utt)
+        if x is None or len(x) == 0:
+            continue
+        voiced = x[:, f0] > 0
+        rows.append({"utt_id": utt, "label": label, "speaker": speaker,
+                     "F0_voiced_mean": float(x[voiced, f0].mean()) if voiced.any() else np.nan,
+                     "loudness_mean": float(x[:, loud].mean()),
+                     "voiced_share": float(voiced.mean()), "frames": len(x)})
+    return pd.DataFrame(rows)
+
+
+def plot_class_distributions(stats: pd.DataFrame, *, title: str = ""):
+    """Box plots of voiced F0 and loudness per class. Notebook: 01_features."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.3))
+    for ax, col, unit in zip(axes, ("F0_voiced_mean", "loudness_mean"), ("Hz", "sone")):
+        data = [stats.loc[stats["label"] == c, col].dropna() for c in CLASSES]
+        bp = ax.boxplot(data, tick_labels=CLASSES, patch_artist=True, showfliers=False)
+        for patch, c in zip(bp["boxes"], CLASSES):
+            patch.set_facecolor(COLORS[c])
+            patch.set_alpha(0.5)
+        ax.set(ylabel=f"{col} ({unit})", title=title)
+    fig.tight_layout()
+    return fig
+
+
+def pooled(df: pd.DataFrame, seqs: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over tokens of each utterance's sequence: ``(X (n, dim), labels (n,))``."""
+    keep = [(u, lab) for u, lab in zip(df["utt_id"], df["label"]) if u in seqs and len(seqs[u])]
+    X = np.stack([seqs[u].mean(axis=0) for u, _ in keep])
+    return X, np.array([lab for _, lab in keep])
+
+
+def plot_text_projection(df: pd.DataFrame, encoders: dict[str, dict], *, title: str = ""):
+    """2-D PCA projection of mean-pooled text embeddings, coloured by class, one panel per
+    encoder (BERT vs GloVe). Notebook: 01_features."""
+    from sklearn.decomposition import PCA
+
+    fig, axes = plt.subplots(1, len(encoders), figsize=(5.5 * len(encoders), 4.2), squeeze=False)
+    for ax, (name, seqs) in zip(axes[0], encoders.items()):
+        X, y = pooled(df, seqs)
+        Z = PCA(n_components=2, random_state=0).fit_transform(X)
+        for c in CLASSES:
+            m = y == c
+            ax.scatter(Z[m, 0], Z[m, 1], s=6, alpha=0.6, color=COLORS[c], label=c)
+        ax.set(title=f"{title} {name} (dim {X.shape[1]})", xlabel="PC 1", ylabel="PC 2")
+        ax.legend(fontsize=8, markerscale=2)
+    fig.tight_layout()
+    return fig
+
+
+# -- 02 / 05 results --------------------------------------------------------------------------
+def plot_fold_study(scores: pd.DataFrame, *, metric: str = "auc"):
+    """Fig. 2: AvAUC per fold criterion for the audio and BERT models, small and large.
+
+    ``scores``: one row per (system, size, criterion, seed) with a ``metric`` column."""
+    order = [c for c in ("random", "speaker", "speaker_script") if c in set(scores["criterion"])]
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    variants = scores[["system", "size"]].drop_duplicates().sort_values(["system", "size"])
+    width = 0.8 / max(len(variants), 1)
+    for i, (system, size) in enumerate(variants.itertuples(index=False)):
+        sub = scores[(scores["system"] == system) & (scores["size"] == size)]
+        med = [sub.loc[sub["criterion"] == c, metric].median() for c in order]
+        lo = [sub.loc[sub["criterion"] == c, metric].min() for c in order]
+        hi = [sub.loc[sub["criterion"] == c, metric].max() for c in order]
+        x = np.arange(len(order)) + (i - (len(variants) - 1) / 2) * width
+        ax.bar(x, med, width, label=f"{SYSTEM_NAMES.get(system, system)} {size}",
+               yerr=[np.subtract(med, lo), np.subtract(hi, med)], capsize=3, alpha=0.85)
+    ax.set_xticks(np.arange(len(order)), [CRITERION_NAMES[c] for c in order])
+    ax.set(ylabel="AvAUC (median over seeds)", ylim=(0.5, 1.0))
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def median_iqr_table(scores: pd.DataFrame, *, index="system", columns=("uar", "auc"),
+                     by=("dataset",), systems=None) -> pd.DataFrame:
+    """Median ± IQR over seeds as formatted strings: AvRec in %, AvAUC to 3 decimals."""
+    g = scores.groupby(list(by) + [index])
+    med = g[list(columns)].median()
+    iqr = g[list(columns)].quantile(0.75) - g[list(columns)].quantile(0.25)
+    n = g.size().rename("seeds")
+    out = pd.DataFrame(index=med.index)
+    for c in columns:
+        if c == "uar":
+            out["AvRec (%)"] = [f"{100 * m:.1f} ± {100 * q:.1f}" for m, q in zip(med[c], iqr[c])]
+        else:
+            out["AvAUC"] = [f"{m:.3f} ± {q:.3f}" for m, q in zip(med[c], iqr[c])]
+    out["seeds"] = n
+    out = out.unstack(list(by)) if by else out
+    if systems is not None:
+        out = out.reindex([s for s in systems if s in out.index])
+    out.index = [SYSTEM_NAMES.get(s, s) for s in out.index]
+    return out
+
+
+def plot_auc_boxes(scores: pd.DataFrame, *, systems, metric: str = "auc"):
+    """Fig. 3: box plots over seeds of AvAUC per system, one panel per corpus."""
+    names = list(dict.fromkeys(scores["dataset"]))
+    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        sub = scores[scores["dataset"] == name]
+        present = [s for s in systems if s in set(sub["system"])]
+        ax.boxplot([sub.loc[sub["system"] == s, metric] for s in present],
+                   tick_labels=[SYSTEM_NAMES.get(s, s) for s in present])
+        ax.set(title=name, ylabel="AvAUC over seeds")
+        ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig
+
+
+def relative_gain(summary: pd.Series, better, worse) -> float:
+    """Relative gain (%) of the best of ``better`` over the best of ``worse`` (median UAR)."""
+    b = summary.reindex(list(better)).max()
+    w = summary.reindex(list(worse)).max()
+    return float(100 * (b - w) / w)
+
+
+def plot_confusion(cm: pd.DataFrame, *, title: str = ""):
+    """Row-normalised confusion matrix (rows: true class)."""
+    fig, ax = plt.subplots(figsize=(3.8, 3.4))
+    im = ax.imshow(cm.to_numpy(), vmin=0, vmax=1, cmap="Blues")
+    ax.set_xticks(range(len(cm.columns)), cm.columns, rotation=30)
+    ax.set_yticks(range(len(cm.index)), cm.index)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            v = cm.iat[i, j]
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center",
+                    color="white" if v > 0.5 else "black", fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig

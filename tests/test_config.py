@@ -1,0 +1,58 @@
+"""Parameters are validated before any work starts, with the valid values listed."""
+import pytest
+
+from ser_utils import config, pipeline
+
+
+def test_unknown_profile_lists_valid_values():
+    with pytest.raises(ValueError, match="smoke, quick, paper"):
+        config.resolve(profile="fast")
+
+
+def test_missing_corpus_folder_is_named(tmp_path):
+    with pytest.raises(ValueError, match="IEMOCAP folder not found"):
+        config.resolve(iemocap_root=str(tmp_path / "nope"))
+
+
+def test_demo_datasets_and_paths(tmp_path):
+    s = config.resolve(profile="smoke", data_dir=str(tmp_path / "d"),
+                       results_dir=str(tmp_path / "r"))
+    assert [d.name for d in s.datasets] == ["iemocap_demo", "msp_podcast_demo"]
+    assert all(d.demo for d in s.datasets)
+    # the smoke demo never overwrites the full-size one, and profiles never share results
+    assert s.datasets[0].root.parent.name.startswith("demo-scale-")
+    assert s.results_dir == tmp_path / "r" / "smoke"
+    assert s.stage_dir("iemocap_demo", "data").is_dir()
+
+
+def test_real_corpus_replaces_demo(tmp_path):
+    (tmp_path / "iemocap").mkdir()
+    s = config.resolve(iemocap_root=str(tmp_path / "iemocap"))
+    assert [d.name for d in s.datasets] == ["iemocap", "msp_podcast_demo"]
+    assert s.dataset("iemocap").criterion == "speaker_script"
+    s = config.resolve(iemocap_root=str(tmp_path / "iemocap"), use_demo=False)
+    assert [d.name for d in s.datasets] == ["iemocap"]
+
+
+def test_no_dataset_is_an_error():
+    with pytest.raises(ValueError, match="no dataset"):
+        config.resolve(use_demo=False)
+
+
+def test_pipeline_cli_rejects_bad_profile_before_work(capsys):
+    with pytest.raises(SystemExit):
+        pipeline.main(["--profile", "nope"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_every_notebook_has_one_literal_parameters_cell():
+    import ast
+    import json
+    for name in pipeline.NOTEBOOKS:
+        nb = json.loads((config.PROJECT_ROOT / "notebooks" / f"{name}.ipynb").read_text())
+        tagged = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
+        assert len(tagged) == 1, name
+        tree = ast.parse("".join(tagged[0]["source"]))
+        for node in tree.body:  # literals only
+            assert isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant), name
+        assert not any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), name
