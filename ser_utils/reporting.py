@@ -21,6 +21,7 @@ CRITERION_NAMES = {"random": "RAND", "speaker": "SP", "speaker_script": "SP&SC",
 __all__ = ["save_figure", "plot_durations", "plot_contours", "utterance_stats",
            "plot_class_distributions", "pooled", "plot_text_projection", "plot_fold_study",
            "median_iqr_table", "plot_auc_boxes", "relative_gain", "plot_confusion",
+           "paper_table1", "plot_epoch_curves", "PAPER_GAINS",
            "SYSTEM_NAMES", "CRITERION_NAMES"]
 
 
@@ -203,6 +204,45 @@ def relative_gain(summary: pd.Series, better, worse) -> float:
     b = summary.reindex(list(better)).max()
     w = summary.reindex(list(worse)).max()
     return float(100 * (b - w) / w)
+
+
+PAPER_GAINS = {  # Sec. 4.3 of the paper, as stated in its text
+    "best fusion vs best single modality (%)": "about 16",
+    "BERT vs GloVe (%)": "15.5 (IEMOCAP) / 2.4 (MSP-PODCAST)",
+}
+
+
+def paper_table1() -> pd.DataFrame:
+    """The paper's published Table 1 from ``ser_utils/reference/paper_table1.csv``.
+
+    The file ships with its header only (no copy of the paper was at hand to transcribe it; see
+    ``ser_utils/reference/README.md``); the returned frame is then empty and says so.
+    """
+    path = Path(__file__).parent / "reference" / "paper_table1.csv"
+    table = pd.read_csv(path)
+    if table.empty:
+        return pd.DataFrame({"note": [f"not transcribed yet: fill in {path.name} "
+                                      "(see ser_utils/reference/README.md)"]})
+    return table.set_index(["dataset", "system"]).unstack("dataset")
+
+
+def plot_epoch_curves(stage_dir: str | Path):
+    """Validation AvAUC per epoch (median over seeds) for each system of a stage, with the
+    chosen epoch marked; ``None`` when the profile did not select epochs."""
+    path = Path(stage_dir) / "epoch_curves.parquet"
+    if not path.exists():
+        return None
+    curves = pd.read_parquet(path)
+    med = curves.groupby(["system", "epoch"])["auc"].median().unstack("system")
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for system in med.columns:
+        line, = ax.plot(med.index, med[system], label=SYSTEM_NAMES.get(system, system))
+        best = med[system].idxmax()
+        ax.plot([best], [med[system][best]], "o", color=line.get_color())
+    ax.set(xlabel="epoch", ylabel="validation AvAUC")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def plot_confusion(cm: pd.DataFrame, *, title: str = ""):
