@@ -1,0 +1,543 @@
+"""Keras 3 models of the paper: text and audio branches and their fusions (Sec. 2.1-2.3, Fig. 1).
+
+Every layer carries the name it has in the paper's Fig. 1, so freezing for the pre-trained (PT)
+and warm-start (WS) fusions is a list of layer names (``TRAINABLE_BY_START``), never index
+arithmetic::
+
+    text  (batch, time, input_dim) -> L_T1 dense -> L_T2 conv -> L_T3 conv -> L_T4 masked mean
+                                   -> L_T5 dense (logits) -> T_softmax
+    audio (batch, time, 36)        -> L_A1 conv -> L_A2_dropout -> L_A2 conv -> L_A3 masked mean
+                                   -> L_A4 dense (logits) -> A_softmax
+    early fusion (EF): concat(L_T4, L_A3) (232-d) -> F_dense (128, ReLU) -> F_out (4, softmax)
+    late fusion  (LF): concat(L_T5, L_A4) (8-d, logits)                  -> F_out (4, softmax)
+
+Inputs are zero-padded float32 sequences; a time step is padding iff its feature vector is all
+zeros. The mask is derived inside the model (``SequenceMask``) and honoured everywhere: batch
+normalisation computes masked moments, every block re-zeroes padded steps (``ApplyMask``; a
+'same' convolution would otherwise carry the bias / BN shift of padded steps into the last valid
+steps), and pooling is a masked mean that returns zeros for an all-padding sequence. Appending
+zero steps to an input therefore does not change the model's output in inference mode.
+
+Filter counts and kernel sizes are not given in the paper's text; ours are in ``ARCHITECTURES``
+(the single place for every architectural constant).
+
+Notebook: notebooks/03_unimodal.ipynb, notebooks/04_fusion.ipynb
+"""
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import Mapping
+
+import keras
+from keras import ops
+
+__all__ = [
+    "CLASSES",
+    "N_CLASSES",
+    "Architecture",
+    "ARCHITECTURES",
+    "SIZES",
+    "FUSION_KINDS",
+    "STARTS",
+    "TEXT_LAYERS",
+    "AUDIO_LAYERS",
+    "EMBEDDING_LAYER",
+    "LOGITS_LAYER",
+    "TRAINABLE_BY_START",
+    "LEARNING_RATES",
+    "WARMUP_STEPS",
+    "architecture",
+    "build_text_model",
+    "build_audio_model",
+    "build_fusion_model",
+    "embedding_model",
+    "logits_model",
+    "learning_rate",
+    "make_optimizer",
+    "LinearWarmup",
+    "SequenceMask",
+    "ApplyMask",
+    "MaskedMean",
+]
+
+CLASSES = ("angry", "happy", "sad", "neutral")
+N_CLASSES = len(CLASSES)
+
+# --------------------------------------------------------------------------------------------
+# Architecture: every constant lives here.
+# --------------------------------------------------------------------------------------------
+KERNEL_INIT = "glorot_uniform"  # Sec. 2.3: Xavier-uniform initialisation (cold start)
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """Units, filters and kernel sizes of one model size.
+
+    The paper gives L_T1 (768 -> 128), the 232-d early-fusion input and the 128-unit fusion
+    layer; the conv filter counts and kernel sizes are our choice (text 128 + audio 104 = 232).
+    """
+
+    text_units: int = 128  # L_T1, Fig. 1: input_dim -> 128 per token
+    text_filters: int = 128  # L_T2, L_T3 (L_T3's filters = pooled text embedding L_T4)
+    text_kernel: int = 3  # L_T2, L_T3: a few tokens of context
+    audio_filters: int = 104  # L_A1, L_A2 (L_A2's filters = pooled audio embedding L_A3)
+    audio_kernel: int = 5  # L_A1, L_A2: 50 ms of 10 ms LLD frames
+    audio_dropout: float = 0.5  # Fig. 1: dropout at the input of L_A2
+    fusion_units: int = 128  # F_dense of the early fusion
+
+    @property
+    def embedding_dim(self) -> int:
+        """Size of the early-fusion input: pooled text (L_T4) + pooled audio (L_A3)."""
+        return self.text_filters + self.audio_filters
+
+    def scaled(self, factor: float) -> "Architecture":
+        """The same architecture with every unit / filter count multiplied by ``factor``."""
+        return dataclasses.replace(
+            self,
+            text_units=round(self.text_units * factor),
+            text_filters=round(self.text_filters * factor),
+            audio_filters=round(self.audio_filters * factor),
+            fusion_units=round(self.fusion_units * factor),
+        )
+
+
+# Sec. 4.1: besides the base models, models with half and twice the number of units.
+_SIZE_FACTORS = {"small": 0.5, "base": 1.0, "large": 2.0}
+ARCHITECTURES: Mapping[str, Architecture] = {
+    size: Architecture().scaled(factor) for size, factor in _SIZE_FACTORS.items()
+}
+SIZES = tuple(ARCHITECTURES)
+
+FUSION_KINDS = ("early", "late")
+STARTS = ("cold", "pretrained", "warm")
+
+# Layers that carry weights, per branch (Fig. 1 names); BN layers are "<conv/dense>_bn".
+TEXT_LAYERS = ("L_T1", "L_T1_bn", "L_T2", "L_T2_bn", "L_T3", "L_T3_bn", "L_T5")
+AUDIO_LAYERS = ("L_A1", "L_A1_bn", "L_A2", "L_A2_bn", "L_A4")
+EMBEDDING_LAYER = {"text": "L_T4", "audio": "L_A3"}  # pooled embeddings (EF input)
+LOGITS_LAYER = {"text": "L_T5", "audio": "L_A4"}  # pre-softmax logits (LF input)
+
+# Sec. 2.3: which branch layers train in a fusion model. Layers after the merge (F_concat,
+# F_dense, F_out) always train; every branch layer not listed is frozen (a frozen BN layer also
+# runs in inference mode, so its moving statistics stay as loaded).
+#  - cold: everything trains jointly from the Xavier-uniform initialisation;
+#  - pretrained: branches carry unimodal weights and are frozen up to the merge;
+#  - warm: as pretrained, but the top of each branch (L_T3, L_A2 and their BN layers) is
+#    fine-tuned; L_T1, L_T2 and L_A1 stay frozen. The logits layers L_T5 / L_A4 sit above the
+#    fine-tuned layers and train too (they only exist in the late-fusion graph).
+TRAINABLE_BY_START: Mapping[str, tuple[str, ...]] = {
+    "cold": TEXT_LAYERS + AUDIO_LAYERS,
+    "pretrained": (),
+    "warm": ("L_T3", "L_T3_bn", "L_T5", "L_A2", "L_A2_bn", "L_A4"),
+}
+
+# Sec. 3: Adam, lr 7e-4 with a 40-step linear warm-up for unimodal and cold-start models,
+# 1e-4 for warm-start fine-tuning, 1e-2 without warm-up for LF-PT. EF-PT is not stated in the
+# paper: we use the default 7e-4 with warm-up. Warm-start keeps the 40-step warm-up (only LF-PT
+# is said to have none).
+WARMUP_STEPS = 40
+LEARNING_RATES: Mapping[tuple[str, str], tuple[float, int]] = {
+    ("unimodal", "cold"): (7e-4, WARMUP_STEPS),
+    ("early", "cold"): (7e-4, WARMUP_STEPS),
+    ("late", "cold"): (7e-4, WARMUP_STEPS),
+    ("early", "pretrained"): (7e-4, WARMUP_STEPS),  # our choice: not in the paper
+    ("late", "pretrained"): (1e-2, 0),
+    ("early", "warm"): (1e-4, WARMUP_STEPS),
+    ("late", "warm"): (1e-4, WARMUP_STEPS),
+}
+
+
+def _check_choice(value, valid, what):
+    if value not in valid:
+        raise ValueError(f"unknown {what} {value!r}; valid {what}s: {', '.join(map(repr, valid))}")
+    return value
+
+
+def architecture(size: str = "base") -> Architecture:
+    """The units, filters and kernel sizes of one model size.
+
+    Parameters
+    ----------
+    size : {"small", "base", "large"}
+        ``"small"`` / ``"large"`` have half / twice the units of ``"base"`` (Sec. 4.1).
+
+    Returns
+    -------
+    Architecture
+
+    Notebook: notebooks/03_unimodal.ipynb
+    """
+    return ARCHITECTURES[_check_choice(size, SIZES, "size")]
+
+
+# --------------------------------------------------------------------------------------------
+# Masking layers (serialisable, so models save and load in the .keras format).
+# --------------------------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="ser_utils")
+class SequenceMask(keras.layers.Layer):
+    """Mask of valid time steps: a step is padding iff its feature vector is all zeros.
+
+    Input ``(batch, time, dim)`` float; output ``(batch, time)`` bool, True at valid steps.
+    """
+
+    def call(self, inputs):
+        return ops.any(ops.not_equal(inputs, 0), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="ser_utils")
+class ApplyMask(keras.layers.Layer):
+    """Zero the padded time steps: ``(batch, time, dim)``, mask ``(batch, time)`` -> same shape.
+
+    Used after every block so that a 'same' convolution sees exact zeros beyond a sequence's end
+    (as it would without padding), whatever the bias / BN shift made of the padded steps.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True  # takes the mask explicitly ...
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return inputs
+        return ops.where(ops.expand_dims(mask, -1), inputs, ops.zeros_like(inputs))
+
+    def compute_mask(self, inputs, mask=None):
+        return None  # ... and does not attach it to its output (convolutions do not take masks)
+
+
+@keras.saving.register_keras_serializable(package="ser_utils")
+class MaskedMean(keras.layers.Layer):
+    """Mean over valid steps: ``(batch, time, dim)``, mask ``(batch, time)`` -> ``(batch, dim)``.
+
+    Unlike ``keras.layers.GlobalAveragePooling1D`` (which divides by the raw count and gives
+    NaN for an all-padding sequence), the count is clipped at 1, so an empty sequence pools to
+    a zero vector.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return ops.mean(inputs, axis=1)
+        weights = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
+        total = ops.sum(ops.where(weights > 0, inputs, ops.zeros_like(inputs)), axis=1)
+        count = ops.maximum(ops.sum(weights, axis=1), 1.0)
+        return total / count
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+
+def _bn_relu_zero(h, mask, name):
+    # Fig. 1: batch normalisation and ReLU after every dense / conv layer of the branches; BN
+    # gets the mask so its batch moments ignore padded steps.
+    h = keras.layers.BatchNormalization(name=f"{name}_bn")(h, mask=mask)
+    h = keras.layers.Activation("relu", name=f"{name}_relu")(h)
+    return ApplyMask(name=f"{name}_zero")(h, mask=mask)
+
+
+def _check_dim(input_dim, what):
+    if isinstance(input_dim, bool) or not isinstance(input_dim, numbers.Integral) or input_dim < 1:
+        raise ValueError(
+            f"{what} must be a positive int (features per time step), got {input_dim!r}")
+
+
+def build_text_model(input_dim: int, *, size: str = "base", name: str = "text") -> keras.Model:
+    """The text branch (Fig. 1, left) as a unimodal classifier.
+
+    Parameters
+    ----------
+    input_dim : int
+        Size of one token embedding (768 for BERT-base).
+    size : {"small", "base", "large"}, keyword-only
+        Model size, see ``ARCHITECTURES``.
+    name : str, keyword-only
+        Model name; the input layer is called ``f"{name}_input"``.
+
+    Returns
+    -------
+    keras.Model
+        Input ``(batch, time, input_dim)`` float32, zero-padded; output ``(batch, 4)`` softmax
+        probabilities over ``CLASSES``. Layers ``L_T1`` (dense per token), ``L_T2``, ``L_T3``
+        (1-D convolutions), each with ``_bn``; ``L_T4`` (masked mean, the pooled embedding,
+        ``(batch, text_filters)``), ``L_T5`` (logits, ``(batch, 4)``), ``T_softmax``.
+
+    Notebook: notebooks/03_unimodal.ipynb
+    """
+    arch = architecture(size)
+    _check_dim(input_dim, "input_dim")
+    x = keras.Input(shape=(None, int(input_dim)), dtype="float32", name=f"{name}_input")
+    mask = SequenceMask(name="T_mask")(x)
+    h = keras.layers.Dense(arch.text_units, kernel_initializer=KERNEL_INIT, name="L_T1")(x)
+    h = _bn_relu_zero(h, mask, "L_T1")
+    for layer_name in ("L_T2", "L_T3"):
+        h = keras.layers.Conv1D(
+            arch.text_filters, arch.text_kernel, padding="same",
+            kernel_initializer=KERNEL_INIT, name=layer_name,
+        )(h)
+        h = _bn_relu_zero(h, mask, layer_name)
+    pooled = MaskedMean(name="L_T4")(h, mask=mask)
+    logits = keras.layers.Dense(N_CLASSES, kernel_initializer=KERNEL_INIT, name="L_T5")(pooled)
+    probs = keras.layers.Activation("softmax", name="T_softmax")(logits)
+    return keras.Model(x, probs, name=name)
+
+
+def build_audio_model(input_dim: int = 36, *, size: str = "base",
+                      name: str = "audio") -> keras.Model:
+    """The audio branch (Fig. 1, right) as a unimodal classifier.
+
+    Parameters
+    ----------
+    input_dim : int
+        Acoustic features per frame (36 low-level descriptors by default).
+    size : {"small", "base", "large"}, keyword-only
+        Model size, see ``ARCHITECTURES``.
+    name : str, keyword-only
+        Model name; the input layer is called ``f"{name}_input"``.
+
+    Returns
+    -------
+    keras.Model
+        Input ``(batch, frames, input_dim)`` float32, zero-padded; output ``(batch, 4)``
+        softmax probabilities over ``CLASSES``. Layers ``L_A1``, ``L_A2`` (1-D convolutions,
+        each with ``_bn``; dropout 0.5 ``L_A2_dropout`` at the input of ``L_A2``), ``L_A3``
+        (masked mean, ``(batch, audio_filters)``), ``L_A4`` (logits, ``(batch, 4)``),
+        ``A_softmax``.
+
+    Notebook: notebooks/03_unimodal.ipynb
+    """
+    arch = architecture(size)
+    _check_dim(input_dim, "input_dim")
+    x = keras.Input(shape=(None, int(input_dim)), dtype="float32", name=f"{name}_input")
+    mask = SequenceMask(name="A_mask")(x)
+    h = keras.layers.Conv1D(
+        arch.audio_filters, arch.audio_kernel, padding="same",
+        kernel_initializer=KERNEL_INIT, name="L_A1",
+    )(x)
+    h = _bn_relu_zero(h, mask, "L_A1")
+    h = keras.layers.Dropout(arch.audio_dropout, name="L_A2_dropout")(h)
+    h = keras.layers.Conv1D(
+        arch.audio_filters, arch.audio_kernel, padding="same",
+        kernel_initializer=KERNEL_INIT, name="L_A2",
+    )(h)
+    h = _bn_relu_zero(h, mask, "L_A2")
+    pooled = MaskedMean(name="L_A3")(h, mask=mask)
+    logits = keras.layers.Dense(N_CLASSES, kernel_initializer=KERNEL_INIT, name="L_A4")(pooled)
+    probs = keras.layers.Activation("softmax", name="A_softmax")(logits)
+    return keras.Model(x, probs, name=name)
+
+
+def _branch(model) -> str:
+    names = {layer.name for layer in getattr(model, "layers", ())}
+    for branch, required in (("text", TEXT_LAYERS), ("audio", AUDIO_LAYERS)):
+        if set(required) <= names and EMBEDDING_LAYER[branch] in names:
+            return branch
+    raise ValueError(
+        f"model {getattr(model, 'name', model)!r} is neither a text nor an audio branch "
+        f"(expected layers {TEXT_LAYERS} or {AUDIO_LAYERS}; build it with build_text_model / "
+        "build_audio_model)"
+    )
+
+
+def _layer_output(model, branch, layer_names):
+    return model.get_layer(layer_names[branch]).output
+
+
+def embedding_model(model: keras.Model) -> keras.Model:
+    """The pooled embedding of a unimodal model (``L_T4`` or ``L_A3``), sharing its layers.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Built by ``build_text_model`` or ``build_audio_model``.
+
+    Returns
+    -------
+    keras.Model
+        Same input; output ``(batch, text_filters)`` or ``(batch, audio_filters)``.
+
+    Notebook: notebooks/04_fusion.ipynb
+    """
+    branch = _branch(model)
+    return keras.Model(model.input, _layer_output(model, branch, EMBEDDING_LAYER),
+                       name=f"{model.name}_embedding")
+
+
+def logits_model(model: keras.Model) -> keras.Model:
+    """The pre-softmax logits of a unimodal model (``L_T5`` or ``L_A4``), sharing its layers.
+
+    Parameters
+    ----------
+    model : keras.Model
+        Built by ``build_text_model`` or ``build_audio_model``.
+
+    Returns
+    -------
+    keras.Model
+        Same input; output ``(batch, 4)`` logits over ``CLASSES``.
+
+    Notebook: notebooks/04_fusion.ipynb
+    """
+    branch = _branch(model)
+    return keras.Model(model.input, _layer_output(model, branch, LOGITS_LAYER),
+                       name=f"{model.name}_logits")
+
+
+def _branch_architecture(text_model, audio_model) -> Architecture:
+    text_units = text_model.get_layer("L_T1").units
+    audio_filters = audio_model.get_layer("L_A1").filters
+    for arch in ARCHITECTURES.values():
+        if arch.text_units == text_units and arch.audio_filters == audio_filters:
+            return arch
+    raise ValueError(
+        f"branch sizes do not match one model size: L_T1 has {text_units} units and L_A1 "
+        f"{audio_filters} filters; valid sizes: "
+        + ", ".join(f"{s!r} ({a.text_units}, {a.audio_filters})" for s, a in ARCHITECTURES.items())
+    )
+
+
+def build_fusion_model(text_model: keras.Model, audio_model: keras.Model, *, kind: str,
+                       start: str) -> keras.Model:
+    """Early or late fusion of a text and an audio branch (Sec. 2.3, Fig. 1).
+
+    The fusion model reuses the layers of the given branch models (it shares their weights)
+    and sets their ``trainable`` flags from ``TRAINABLE_BY_START[start]``; build fresh branch
+    models for every fusion model. Compile after building.
+
+    Parameters
+    ----------
+    text_model, audio_model : keras.Model
+        From ``build_text_model`` / ``build_audio_model`` (same ``size``). For ``start="cold"``
+        freshly built; for ``"pretrained"`` / ``"warm"`` carrying the weights of the unimodal
+        models trained on the same fold and seed (the caller loads them).
+    kind : {"early", "late"}, keyword-only
+        ``"early"`` (EF): concatenate the pooled embeddings L_T4 + L_A3 (232-d at base size)
+        -> ``F_dense`` (128, ReLU) -> ``F_out`` (4, softmax). ``"late"`` (LF): concatenate
+        the branches' logits L_T5 + L_A4 (8-d) -> ``F_out`` (4, softmax).
+    start : {"cold", "pretrained", "warm"}, keyword-only
+        Cold start (CS): all layers train. Pre-trained (PT): branches frozen up to the merge
+        (BN in inference mode). Warm start (WS): as PT, but L_T3, L_A2 (with their BN) and the
+        logits layers train.
+
+    Returns
+    -------
+    keras.Model
+        Inputs ``[text (batch, time, text_dim), audio (batch, frames, audio_dim)]``; output
+        ``(batch, 4)`` softmax probabilities over ``CLASSES``. Named e.g. ``"early_cold"``.
+
+    Notebook: notebooks/04_fusion.ipynb
+    """
+    _check_choice(kind, FUSION_KINDS, "kind")
+    _check_choice(start, STARTS, "start")
+    if _branch(text_model) != "text":
+        raise ValueError(f"text_model {text_model.name!r} is not a text branch (no layer L_T1)")
+    if _branch(audio_model) != "audio":
+        raise ValueError(f"audio_model {audio_model.name!r} is not an audio branch (no layer L_A1)")
+    arch = _branch_architecture(text_model, audio_model)
+
+    if kind == "early":
+        features = [_layer_output(text_model, "text", EMBEDDING_LAYER),
+                    _layer_output(audio_model, "audio", EMBEDDING_LAYER)]
+    else:
+        features = [_layer_output(text_model, "text", LOGITS_LAYER),
+                    _layer_output(audio_model, "audio", LOGITS_LAYER)]
+    h = keras.layers.Concatenate(name="F_concat")(features)
+    if kind == "early":
+        h = keras.layers.Dense(arch.fusion_units, activation="relu",
+                               kernel_initializer=KERNEL_INIT, name="F_dense")(h)
+    out = keras.layers.Dense(N_CLASSES, activation="softmax", kernel_initializer=KERNEL_INIT,
+                             name="F_out")(h)
+    model = keras.Model([text_model.inputs[0], audio_model.inputs[0]], out, name=f"{kind}_{start}")
+
+    # Freeze by name: every weight-carrying branch layer (TEXT_LAYERS, AUDIO_LAYERS) trains
+    # iff TRAINABLE_BY_START lists it. A frozen BatchNormalization layer also runs in
+    # inference mode (Keras 3). Dropout (L_A2_dropout) stays active in training whatever the
+    # start, as Keras does for frozen layers.
+    trainable = set(TRAINABLE_BY_START[start])
+    branch_layers = {id(layer) for layer in text_model.layers + audio_model.layers}
+    for layer in model.layers:
+        if id(layer) in branch_layers and layer.name in TEXT_LAYERS + AUDIO_LAYERS:
+            layer.trainable = layer.name in trainable
+    return model
+
+
+# --------------------------------------------------------------------------------------------
+# Optimisation (Sec. 3)
+# --------------------------------------------------------------------------------------------
+def learning_rate(kind: str, start: str | None = None) -> tuple[float, int]:
+    """Learning rate and warm-up steps of one system (Sec. 3).
+
+    Parameters
+    ----------
+    kind : {"unimodal", "text", "audio", "early", "late"}
+        ``"text"`` and ``"audio"`` are the unimodal models.
+    start : {"cold", "pretrained", "warm"} or None
+        Fusion start; ``None`` means ``"cold"``. Unimodal models only have ``"cold"``.
+
+    Returns
+    -------
+    lr : float
+    warmup_steps : int
+        Steps of linear warm-up from 0 (0: constant learning rate).
+
+    Notebook: notebooks/03_unimodal.ipynb, notebooks/04_fusion.ipynb
+    """
+    _check_choice(kind, ("unimodal", "text", "audio") + FUSION_KINDS, "kind")
+    start = "cold" if start is None else start
+    _check_choice(start, STARTS, "start")
+    key = ("unimodal" if kind in ("text", "audio") else kind, start)
+    if key not in LEARNING_RATES:
+        raise ValueError(f"no learning rate for kind {kind!r} with start {start!r}: unimodal "
+                         "models are only trained from scratch (start='cold')")
+    return LEARNING_RATES[key]
+
+
+@keras.saving.register_keras_serializable(package="ser_utils")
+class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0 to ``learning_rate`` over ``warmup_steps`` steps, then constant.
+
+    ``lr(step) = learning_rate * min(step / warmup_steps, 1)``; with ``warmup_steps=0`` the
+    rate is constant. Keras evaluates the schedule at the optimizer's iteration count before
+    each update, so the very first update uses ``lr(0) = 0``.
+    """
+
+    def __init__(self, learning_rate: float, warmup_steps: int = 0):
+        if not learning_rate >= 0:
+            raise ValueError(f"learning_rate must be >= 0, got {learning_rate!r}")
+        if isinstance(warmup_steps, bool) or int(warmup_steps) != warmup_steps or warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be an int >= 0, got {warmup_steps!r}")
+        self.learning_rate = float(learning_rate)
+        self.warmup_steps = int(warmup_steps)
+
+    def __call__(self, step):
+        lr = ops.convert_to_tensor(self.learning_rate, dtype="float32")
+        if self.warmup_steps == 0:
+            return lr
+        fraction = ops.cast(step, "float32") / float(self.warmup_steps)
+        return lr * ops.minimum(fraction, 1.0)
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps}
+
+
+def make_optimizer(lr: float, warmup_steps: int) -> keras.optimizers.Adam:
+    """Adam with a linear warm-up of the learning rate (Sec. 3).
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate after the warm-up, e.g. from ``learning_rate(kind, start)``.
+    warmup_steps : int
+        Steps of linear warm-up from 0; 0 for a constant rate (LF-PT).
+
+    Returns
+    -------
+    keras.optimizers.Adam
+        With a ``LinearWarmup`` schedule as its learning rate.
+
+    Notebook: notebooks/03_unimodal.ipynb, notebooks/04_fusion.ipynb
+    """
+    return keras.optimizers.Adam(learning_rate=LinearWarmup(lr, warmup_steps))
