@@ -1,0 +1,203 @@
+"""Training protocol and grid runner (ser_utils.training) on a tiny synthetic dataset.
+
+60 utterances, 3 sessions x 2 speakers, features with a class signal; one epoch per job.
+"""
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ser_utils import folds as F
+from ser_utils import training as T
+from ser_utils.features.cache import save_npz, write_parquet
+from ser_utils.metrics import CLASSES, PROBA_COLUMNS, score_predictions
+
+N, BERT_DIM, GLOVE_DIM = 60, 16, 8
+PRED_COLUMNS = ["utt_id", "label", "fold", "seed", "system", "size", "criterion", "dataset",
+                *PROBA_COLUMNS]
+
+
+def _synthetic(seed=0):
+    rng = np.random.default_rng(seed)
+    i = np.arange(N)
+    session = 1 + (i // 2) % 3
+    gender = np.where(i % 2, "M", "F")
+    label = (i // 6) % 4  # each of the 6 speakers has all four classes
+    meta = pd.DataFrame({
+        "utt_id": [f"Ses{s:02d}{g}_{i:03d}" for i, (s, g) in enumerate(zip(session, gender))],
+        "path": "", "label": [CLASSES[k] for k in label],
+        "speaker": [f"Ses{s:02d}{g}" for s, g in zip(session, gender)], "gender": gender,
+        "session": session.astype(str),
+        "script": np.array(["", "script01", "script02", "script03"])[(np.arange(N) // 4) % 4],
+        "text": "", "split": ""})
+    audio, bert, glove = {}, {}, {}
+    for i, u in enumerate(meta.utt_id):
+        lld = rng.normal(size=(int(rng.integers(20, 41)), 18)) + 1.0
+        lld[:, 0] = np.where(rng.random(len(lld)) < 0.8, 150 + 20 * rng.normal(size=len(lld)), 0)
+        lld[:, 4 + label[i]] += 2.0  # class signal in loudness / first MFCCs
+        audio[u] = lld.astype(np.float32)
+        n_tok = int(rng.integers(3, 9))
+        b = rng.normal(size=(n_tok, BERT_DIM)).astype(np.float32)
+        b[:, label[i]] += 1.5
+        bert[u] = b
+        g = rng.normal(size=(n_tok, GLOVE_DIM)).astype(np.float32)
+        g[:, label[i]] += 1.5
+        glove[u] = g
+    return meta, audio, bert, glove
+
+
+def _save_sequences(path, feats):
+    keys = list(feats)
+    lengths = [len(feats[k]) for k in keys]
+    save_npz(path, keys=np.array(keys, dtype=str),
+             offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+             data=np.concatenate([feats[k] for k in keys]).astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """Data files, the speaker folds written as the fold table, and four finished jobs."""
+    root = tmp_path_factory.mktemp("grid")
+    meta, audio, bert, glove = _synthetic()
+    files = {"meta": root / "utterances.parquet", "audio": root / "audio.npz",
+             "bert": root / "bert.npz", "glove": root / "glove.npz"}
+    write_parquet(files["meta"], meta)
+    for name, feats in (("audio", audio), ("bert", bert), ("glove", glove)):
+        _save_sequences(files[name], feats)
+    folds = F.make_folds(meta, "speaker")
+    write_parquet(root / "folds" / "speaker.parquet", F.fold_table(meta, folds))
+    data = T.ExperimentData.from_files(**files)
+    out = root / "unimodal"
+    preds = {}
+    for system in ("audio", "bert", "ef_cs", "lf_pt"):  # lf_pt loads the audio / bert models
+        job = T.Job(system, "speaker", 0, 0, epochs=1, dataset="synthetic")
+        preds[system] = T.train_job(job, data, out_dir=out, pretrained_dir=out)
+    return {"root": root, "files": {k: str(v) for k, v in files.items()}, "data": data,
+            "folds": folds, "out": out, "preds": preds, "meta": meta}
+
+
+def test_smoke_each_system_kind(setup):
+    meta, (train, test) = setup["meta"], setup["folds"][0]
+    for system, preds in setup["preds"].items():
+        assert list(preds.columns) == PRED_COLUMNS
+        assert preds.utt_id.tolist() == meta.utt_id.iloc[test].tolist()
+        assert (preds.system == system).all() and (preds.dataset == "synthetic").all()
+        proba = preds[list(PROBA_COLUMNS)].to_numpy()
+        assert np.isfinite(proba).all()
+        np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-5)
+        stem = T.Job(system, "speaker", 0, 0, epochs=1).stem
+        written = pd.read_parquet(setup["out"] / "predictions" / f"{stem}.parquet")
+        pd.testing.assert_frame_equal(written, preds)
+        log = json.loads((setup["out"] / "logs" / f"{stem}.json").read_text())
+        assert log["n_train"] == len(train) and log["n_test"] == len(test) and log["wall_s"] > 0
+    models = setup["out"] / "models"
+    assert (models / "audio-base__speaker__fold0__seed0.weights.h5").is_file()
+    assert (models / "audio-base__speaker__fold0__seed0.normaliser.json").is_file()
+    assert (models / "bert-base__speaker__fold0__seed0.weights.h5").is_file()
+    assert not (models / "ef_cs-base__speaker__fold0__seed0.weights.h5").exists()
+
+
+def test_same_seed_same_predictions_other_seed_differs(setup):
+    job = T.Job("audio", "speaker", 0, 0, epochs=1, dataset="synthetic")
+    again = T.train_job(job, setup["data"], out_dir=setup["out"], write=False)
+    pd.testing.assert_frame_equal(again, setup["preds"]["audio"])
+    other = T.train_job(T.Job("audio", "speaker", 0, 1, epochs=1), setup["data"],
+                        out_dir=setup["out"], write=False)
+    assert not np.allclose(other[list(PROBA_COLUMNS)], again[list(PROBA_COLUMNS)])
+
+
+def test_pretrained_fusion_needs_unimodal_models(setup, tmp_path):
+    job = T.Job("ef_pt", "speaker", 1, 0, epochs=1)  # no unimodal models for fold 1
+    with pytest.raises(FileNotFoundError, match=r"bert-base__speaker__fold1__seed0\.weights\.h5"):
+        T.train_job(job, setup["data"], out_dir=tmp_path, folds=setup["folds"],
+                    pretrained_dir=setup["out"])
+    with pytest.raises(ValueError, match="pretrained_dir"):
+        T.train_job(job, setup["data"], out_dir=tmp_path, folds=setup["folds"])
+
+
+def test_job_validation():
+    with pytest.raises(ValueError) as err:
+        T.Job("trimodal", "speaker", 0, 0)
+    assert all(s in str(err.value) for s in T.SYSTEMS)
+    with pytest.raises(ValueError, match="size"):
+        T.Job("audio", "speaker", 0, 0, size="huge")
+    with pytest.raises(ValueError, match="criterion"):
+        T.Job("audio", "by_mood", 0, 0)
+
+
+def test_normaliser_leakage_guard(setup):
+    train, test = setup["folds"][0]
+    norm = T.fit_normaliser(setup["data"], train, test_idx=test)
+    assert norm.mean_.shape == (18,)
+    with pytest.raises(F.LeakageError, match="test indices"):
+        T.fit_normaliser(setup["data"], np.append(train, test[:2]), test_idx=test)
+
+
+def test_class_weights_inverse_frequency():
+    # counts 6, 2, 2, 0 (n = 10, 3 classes present): w = 10 / (3 * count)
+    w = T.class_weights(np.array([0] * 6 + [1] * 2 + [2] * 2))
+    np.testing.assert_allclose(w, [10 / 18, 10 / 6, 10 / 6, 0], rtol=1e-6)
+
+
+def test_missing_features_are_dropped(setup):
+    meta, audio, bert, glove = _synthetic()
+    train, test = setup["folds"][0]
+    lost = [meta.utt_id[test[0]], meta.utt_id[train[0]]]
+    data = T.ExperimentData(meta, {u: a for u, a in audio.items() if u not in lost}, bert, glove)
+    preds = T.train_job(T.Job("audio", "speaker", 0, 0, epochs=1), data, out_dir=".",
+                        folds=setup["folds"], write=False)
+    assert len(preds) == len(test) - 1 and lost[0] not in set(preds.utt_id)
+
+
+def test_select_epochs(setup):
+    folds = setup["folds"][:1]
+    best, curves = T.select_epochs("bert", setup["data"], folds, seeds=(0, 1), max_epochs=3)
+    assert 1 <= best <= 3
+    assert len(curves) == 2 * 3 and set(curves.epoch) == {1, 2, 3}
+    assert (curves.protocol == "inner").all() and curves.val_auc.between(0, 1).all()
+    # the inner validation set comes from the training speakers only
+    train, test = folds[0]
+    assert curves.n_fit.iloc[0] + curves.n_val.iloc[0] == len(train)
+    median = curves.groupby(["seed", "epoch"]).val_auc.mean().groupby("epoch").median()
+    assert best == int(median.idxmax())
+    # the paper's protocol validates on the test fold, and says so
+    _, optimistic = T.select_epochs("glove", setup["data"], folds, seeds=(0,), max_epochs=1,
+                                    protocol="optimistic")
+    assert (optimistic.protocol == "optimistic").all() and optimistic.n_val[0] == len(test)
+    # a validation set that overlaps the test fold is refused before any training
+    leaky = [(train, test, np.concatenate([train[:5], test[:1]]))]
+    with pytest.raises(F.LeakageError, match="test"):
+        T.select_epochs("bert", setup["data"], leaky, seeds=(0,), max_epochs=2)
+    with pytest.raises(ValueError, match="criterion"):
+        T.select_epochs("ef_pt", setup["data"], folds, seeds=(0,), max_epochs=1)
+
+
+def test_run_grid_resumes(setup):
+    jobs = [T.Job("audio", "speaker", 0, 0, epochs=1, dataset="synthetic"),  # finished earlier
+            T.Job("glove", "speaker", 1, 0, epochs=1, dataset="synthetic")]
+    done = setup["out"] / "predictions" / f"{jobs[0].stem}.parquet"
+    before = os.stat(done).st_mtime_ns
+    out = T.run_grid(jobs, setup["files"], out_dir=setup["out"], backend="sequential",
+                     progress=False)
+    assert os.stat(done).st_mtime_ns == before  # read back, not re-run
+    assert (setup["out"] / "predictions" / f"{jobs[1].stem}.parquet").is_file()
+    assert out.system.tolist() == ["audio"] * len(setup["folds"][0][1]) + \
+        ["glove"] * len(setup["folds"][1][1])
+    pd.testing.assert_frame_equal(out[out.system == "audio"].reset_index(drop=True),
+                                  setup["preds"]["audio"])
+
+
+def test_dask_cluster_matches_loky(setup, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    jobs = [T.Job("bert", "speaker", 1, seed, epochs=1) for seed in (0, 1)]  # one per worker
+    kw = {"folds_dir": setup["root"] / "folds", "progress": False}
+    local = T.run_grid(jobs, setup["files"], out_dir=tmp_path / "loky", n_jobs=2, **kw)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        remote = T.run_grid(jobs, setup["files"], out_dir=tmp_path / "dask", scheduler=client, **kw)
+    pd.testing.assert_frame_equal(score_predictions(local), score_predictions(remote))
+    pd.testing.assert_frame_equal(local, remote)
+    assert len(list((tmp_path / "dask" / "predictions").glob("*.parquet"))) == 2
