@@ -45,7 +45,7 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", seeds=(0,), demo_scale=0.04, select_epochs=False, selection_seeds=(0,),
+    "smoke": Profile("smoke", seeds=(0,), demo_scale=0.05, select_epochs=False, selection_seeds=(0,),
                      selection_folds=1, max_epochs=1, epochs=1, fold_study_epochs=1,
                      fold_study_seeds=(0,)),
     "quick": Profile("quick", seeds=(0, 1, 2), demo_scale=1.0, select_epochs=True,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,12 @@ from .config import Dataset, Settings
 from .features.cache import write_json, write_parquet
 
 log = logging.getLogger(__name__)
+
+
+def _progress() -> bool:
+    """Progress bars unless ``TQDM_DISABLE`` is set (the pipeline sets it for papermill runs,
+    so bars do not fill the executed notebooks)."""
+    return os.environ.get("TQDM_DISABLE", "") in ("", "0", "false", "False")
 
 __all__ = ["prepare_data", "load_utterances", "prepare_features", "feature_files",
            "main_criterion", "prepare_folds", "fold_summary", "load_folds", "run_systems", "load_predictions"]
@@ -83,11 +90,12 @@ def prepare_features(settings: Settings, dataset: str | Dataset, df: pd.DataFram
     name = dataset.name if isinstance(dataset, Dataset) else dataset
     cache = settings.cache_dir
     audio = features.extract_acoustic(df, dataset=name, cache_dir=cache,
-                                      n_workers=settings.n_workers)
+                                      n_workers=settings.n_workers, progress=_progress())
     bert = features.extract_text(df, dataset=name, encoder="bert", model=settings.text_model,
-                                 cache_dir=cache)
+                                 cache_dir=cache, progress=_progress())
     glove = features.extract_text(df, dataset=name, encoder="glove",
-                                  model=settings.glove_vectors, cache_dir=cache)
+                                  model=settings.glove_vectors, cache_dir=cache,
+                                  progress=_progress())
     audio_store = features.acoustic_store(df, dataset=name, cache_dir=cache)
     info = {
         "files": {
@@ -193,7 +201,7 @@ def _data_files(settings: Settings, dataset) -> dict:
     return {"meta": str(settings.stage_dir(dataset, "data") / "utterances.parquet"), **files}
 
 
-def choose_epochs(settings: Settings, dataset, systems, folds, *, stage: str,
+def choose_epochs(settings: Settings, dataset, systems, folds, *, stage: str, criterion: str,
                   size: str = "base", pretrained_dir: Path | None = None) -> dict[str, int]:
     """Epochs per system (Sec. 3: the epoch with the best median AvAUC over seeds), chosen on an
     inner validation split of the training sessions; written once to ``<stage>/epochs.json``
@@ -213,7 +221,9 @@ def choose_epochs(settings: Settings, dataset, systems, folds, *, stage: str,
         for system in todo:
             best, curve = training.select_epochs(
                 system, data, folds[:prof.selection_folds], seeds=prof.selection_seeds,
-                max_epochs=prof.max_epochs, size=size, pretrained_dir=pretrained_dir)
+                max_epochs=prof.max_epochs, size=size, criterion=criterion,
+                pretrained_dir=pretrained_dir, n_jobs=settings.n_workers,
+                progress=_progress())
             chosen[system] = int(best)
             curves.append(curve.assign(system=system))
             write_json(path, chosen)  # keep what is finished if a later system is interrupted
@@ -238,8 +248,8 @@ def run_systems(settings: Settings, dataset, systems, *, stage: str, criterion: 
     folds = load_folds(settings, dataset, df, criterion)
     pretrained_dir = settings.stage_dir(dataset, pretrained_stage) if pretrained_stage else None
     if epochs is None:
-        epochs = choose_epochs(settings, dataset, systems, folds, stage=stage, size=size,
-                               pretrained_dir=pretrained_dir)
+        epochs = choose_epochs(settings, dataset, systems, folds, stage=stage,
+                               criterion=criterion, size=size, pretrained_dir=pretrained_dir)
     seeds = settings.profile.seeds if seeds is None else seeds
     name = dataset.name if isinstance(dataset, Dataset) else dataset
     jobs = [training.Job(system=s, criterion=criterion, fold=k, seed=seed, size=size,
@@ -248,7 +258,7 @@ def run_systems(settings: Settings, dataset, systems, *, stage: str, criterion: 
             for s in systems for k in range(len(folds)) for seed in seeds]
     return training.run_grid(jobs, _data_files(settings, dataset),
                              out_dir=settings.stage_dir(dataset, stage), n_jobs=n_jobs,
-                             pretrained_dir=pretrained_dir)
+                             pretrained_dir=pretrained_dir, progress=_progress())
 
 
 def load_predictions(settings: Settings, dataset, stage: str) -> pd.DataFrame:

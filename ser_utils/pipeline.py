@@ -53,6 +53,9 @@ def execute_notebooks(params: dict, out_dir: Path, *, notebooks=NOTEBOOKS,
     """
     import papermill as pm
 
+    # Progress bars would land in the executed notebooks (and the book) as walls of text;
+    # the kernels inherit this environment. Interactive sessions keep their bars.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     out_dir.mkdir(parents=True, exist_ok=True)
     done = []
     for name in notebooks:

@@ -233,7 +233,8 @@ def plot_epoch_curves(stage_dir: str | Path):
     if not path.exists():
         return None
     curves = pd.read_parquet(path)
-    med = curves.groupby(["system", "epoch"])["auc"].median().unstack("system")
+    per_seed = curves.groupby(["system", "seed", "epoch"])["val_auc"].mean()
+    med = per_seed.groupby(["system", "epoch"]).median().unstack("system")
     fig, ax = plt.subplots(figsize=(6, 3.4))
     for system in med.columns:
         line, = ax.plot(med.index, med[system], label=SYSTEM_NAMES.get(system, system))

@@ -1,0 +1,318 @@
+"""Acoustic branch features (Sec. 2.2): openSMILE LLDs, normalisation, deltas, cache."""
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from ser_utils.features import acoustic as A
+from ser_utils.features.cache import SequenceStore
+
+SR = 16000
+
+
+def harmonic(f0, *, dur=1.5, sr=SR, amp=0.3, seed=0):
+    """Harmonic tone (1/k spectrum up to 4 kHz, 2% vibrato) with a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(dur * sr)) / sr
+    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.02 * np.sin(2 * np.pi * 3 * t))) / sr
+    x = sum(np.sin(k * phase) / k for k in range(1, int(min(4000, 0.45 * sr) / f0)))
+    x = amp * x / np.abs(x).max() + 0.002 * rng.standard_normal(len(t))
+    return x.astype(np.float32)
+
+
+def n_frames(n_samples_16k):
+    return (n_samples_16k - 512) // 160 + 1
+
+
+@pytest.fixture(scope="module")
+def wavs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("wavs")
+    paths = {}
+    for name, f0 in [("a", 200), ("b", 120), ("c", 150)]:
+        paths[name] = d / f"{name}.wav"
+        sf.write(paths[name], harmonic(f0, dur=1.0), SR)
+    return paths
+
+
+def test_columns_and_config():
+    assert len(A.LLD_COLUMNS) == 18 and len(set(A.LLD_COLUMNS)) == 18
+    assert A.LLD_COLUMNS[:5] == ("F0", "jitter", "shimmer", "logHNR", "loudness")
+    assert A.LLD_COLUMNS[5:] == tuple(f"mfcc{i}" for i in range(13))
+    assert A.CONFIG_PATH.is_file()
+    assert len(A.smile().feature_names) == 18
+    assert A.smile() is A.smile()  # cached per process
+
+
+@pytest.mark.parametrize("f0", [200, 100])
+def test_harmonic_tone_f0(tmp_path, f0):
+    path = tmp_path / "tone.wav"
+    x = harmonic(f0, dur=2.0)
+    sf.write(path, x, SR)
+    df = A.extract_lld(path)
+    assert list(df.columns) == list(A.LLD_COLUMNS)
+    assert df.shape == (n_frames(len(x)), 18) and abs(len(df) - 200) <= 5
+    assert (df.dtypes == np.float32).all()
+    assert np.isfinite(df.to_numpy()).all()
+    voiced = df["F0"] > 0
+    assert voiced.mean() > 0.9
+    assert abs(np.median(df.loc[voiced, "F0"]) / f0 - 1) < 0.03
+    # a clean periodic tone: small jitter, high HNR
+    assert np.median(df.loc[voiced, "jitter"]) < 0.02
+    assert np.median(df.loc[voiced, "logHNR"]) > 10
+
+
+def test_mfcc0_is_c0():
+    # c0 (overall log energy) rises by a constant when the signal gets louder; c1..c12 do not
+    x = harmonic(200)
+    quiet = A.smile().process_signal(0.1 * x, SR).to_numpy()
+    loud = A.smile().process_signal(x, SR).to_numpy()
+    diff = np.median(loud - quiet, axis=0)
+    i0 = A.LLD_COLUMNS.index("mfcc0")
+    assert diff[i0] > 10 and np.all(np.abs(diff[i0 + 1:]) < 1)
+
+
+def _write(path, x, sr, **kw):
+    sf.write(path, x, sr, **kw)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["stereo", "8k", "44k1", "48k", "pcm24", "float"])
+def test_formats(tmp_path, kind):
+    dur = 1.0
+    sr = {"8k": 8000, "44k1": 44100, "48k": 48000}.get(kind, SR)
+    x = harmonic(200, dur=dur, sr=sr)
+    path = tmp_path / f"{kind}.wav"
+    if kind == "stereo":
+        _write(path, np.stack([x, np.zeros_like(x)], axis=1), sr)  # down-mix, not channel 0
+        x_mix = x / 2
+        assert np.allclose(A.read_audio(path), x_mix, atol=1e-4)
+    elif kind == "pcm24":
+        _write(path, x, sr, subtype="PCM_24")
+    elif kind == "float":
+        y = x.copy()
+        y[100], y[200], y[300] = 1.0, np.nan, -np.inf  # full scale and garbage samples
+        _write(path, y, sr, subtype="FLOAT")
+    else:
+        _write(path, x, sr)
+    df = A.extract_lld(path)
+    assert df.shape[1] == 18 and np.isfinite(df.to_numpy()).all()
+    assert abs(len(df) - n_frames(int(dur * SR))) <= 1
+    voiced = df["F0"] > 0
+    assert voiced.mean() > 0.8
+    assert abs(np.median(df.loc[voiced, "F0"]) / 200 - 1) < 0.03
+
+
+def test_read_audio_clips_and_cleans(tmp_path):
+    y = np.zeros(1000, np.float32)
+    y[:3] = [1.0, np.nan, -2.0]
+    x = A.read_audio(_write(tmp_path / "f.wav", y, SR, subtype="FLOAT"))
+    assert x.dtype == np.float32 and np.isfinite(x).all()
+    assert x[0] < 1.0 and x[1] == 0.0 and x[2] == -1.0  # int16-safe for openSMILE
+
+
+def test_silence_and_short_files(tmp_path):
+    silent = A.extract_lld(_write(tmp_path / "silent.wav", np.zeros(SR, np.float32), SR))
+    assert silent.shape == (n_frames(SR), 18) and np.isfinite(silent.to_numpy()).all()
+    assert (silent["F0"] == 0).all() and (silent["jitter"] == 0).all()
+    short = A.extract_lld(_write(tmp_path / "short.wav", harmonic(200, dur=0.02), SR))
+    assert short.shape == (1, 18) and np.isfinite(short.to_numpy()).all()
+    one = A.extract_lld(_write(tmp_path / "one.wav", harmonic(200, dur=0.001), SR))
+    assert one.shape == (1, 18)
+
+
+def test_unreadable_files_raise(tmp_path):
+    with pytest.raises(A.AudioFileError, match="not found"):
+        A.extract_lld(tmp_path / "missing.wav")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(A.AudioFileError, match="empty.wav"):
+        A.extract_lld(tmp_path / "empty.wav")
+
+
+# -- Normaliser / deltas ---------------------------------------------------------------------
+
+def _lld_like(n, *, voiced_frac=0.6, f0_mean=180.0, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(5.0, 2.0, size=(n, 18)).astype(np.float32)
+    voiced = rng.random(n) < voiced_frac
+    X[:, 0] = np.where(voiced, rng.normal(f0_mean, 30.0, n), 0.0)
+    X[:, 1:3] = np.where(voiced[:, None], np.abs(X[:, 1:3]) / 100, 0.0)
+    X[:, 3] = np.where(voiced, rng.normal(12.0, 4.0, n), -100.0)
+    return X
+
+
+def test_normaliser_statistics_voiced_only():
+    train = [_lld_like(300, seed=1), _lld_like(200, seed=2)]
+    norm = A.Normaliser().fit(train)
+    X = np.concatenate(train)
+    v = X[:, 0] > 0
+    assert norm.mean_[0] == pytest.approx(X[v, 0].mean(), rel=1e-6)
+    assert norm.std_[0] == pytest.approx(X[v, 0].std(), rel=1e-6)
+    assert norm.mean_[3] == pytest.approx(X[v, 3].mean(), rel=1e-6)  # -100 placeholders ignored
+    assert norm.mean_[7] == pytest.approx(X[:, 7].mean(), rel=1e-6)  # MFCCs: all frames
+    Z = norm.transform(X)
+    assert Z.dtype == np.float32 and Z.shape == X.shape
+    assert np.all(Z[~v][:, :4] == 0)                                  # unvoiced -> voiced mean
+    assert Z[v, 0].mean() == pytest.approx(0, abs=1e-4) and Z[v, 0].std() == pytest.approx(1, abs=1e-3)
+    assert Z[:, 10].mean() == pytest.approx(0, abs=1e-4)
+
+
+def test_normaliser_train_only_and_json_round_trip():
+    train = [_lld_like(200, seed=3)]
+    norm = A.Normaliser().fit(train)
+    before = norm.to_dict()
+    test = _lld_like(100, f0_mean=300.0, seed=4)
+    Z = norm.transform(test)
+    assert norm.to_dict() == before                       # transforming test data changes nothing
+    assert Z[test[:, 0] > 0, 0].mean() > 2                 # test F0 judged by train statistics
+    back = A.Normaliser.from_dict(json.loads(json.dumps(before)))
+    np.testing.assert_array_equal(back.transform(test), Z)
+    with pytest.raises(ValueError, match="columns"):
+        A.Normaliser.from_dict({**before, "columns": ["x"] * 18})
+
+
+def test_normaliser_constant_and_unvoiced_columns():
+    X = _lld_like(50, voiced_frac=0.0)
+    X[:, 8] = 3.0  # constant column
+    norm = A.Normaliser().fit([X])
+    Z = norm.transform(X)
+    assert np.isfinite(Z).all()
+    assert np.all(Z[:, 8] == 0) and np.all(Z[:, :4] == 0)
+    with pytest.raises(ValueError, match="shape"):
+        norm.transform(np.zeros((4, 36)))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        A.Normaliser().transform(X)
+
+
+def test_add_deltas():
+    X = np.arange(12, dtype=np.float32).reshape(4, 3) ** 2
+    D = A.add_deltas(X)
+    assert D.shape == (4, 6) and D.dtype == np.float32
+    np.testing.assert_array_equal(D[:, :3], X)
+    np.testing.assert_array_equal(D[0, 3:], 0)
+    np.testing.assert_array_equal(D[1:, 3:], X[1:] - X[:-1])
+    assert A.add_deltas(np.zeros((7, 18))).shape == (7, 36)
+    assert A.add_deltas(np.zeros((0, 18))).shape == (0, 36)
+
+
+# -- data set extraction and cache -----------------------------------------------------------
+
+@pytest.fixture
+def table(tmp_path, wavs):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "corrupt.wav").write_bytes(np.random.default_rng(0).bytes(4000))
+    (bad / "empty.wav").write_bytes(b"")
+    return pd.DataFrame({
+        "utt_id": ["a", "missing", "b", "corrupt", "empty", "c"],
+        "path": [str(wavs["a"]), str(bad / "nope.wav"), str(wavs["b"]),
+                 str(bad / "corrupt.wav"), str(bad / "empty.wav"), str(wavs["c"])],
+    })
+
+
+def test_extract_acoustic_rejects_and_goes_on(tmp_path, table, caplog):
+    with caplog.at_level(logging.WARNING, logger=A.__name__):
+        out = A.extract_acoustic(table, dataset="t", cache_dir=tmp_path / "c", n_workers=1,
+                                 progress=False)
+    assert list(out) == ["a", "b", "c"]
+    for k, arr in out.items():
+        assert arr.dtype == np.float32 and arr.shape == (n_frames(SR), 18)
+        np.testing.assert_allclose(arr, A.extract_lld(table.set_index("utt_id").path[k]).to_numpy())
+    rej = A.rejected_acoustic(table, dataset="t", cache_dir=tmp_path / "c")
+    assert sorted(rej.utt_id) == ["corrupt", "empty", "missing"]
+    assert rej.set_index("utt_id").reason.str.contains("nope.wav|corrupt.wav|empty.wav").all()
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 3 and all("skipping utterance" in m for m in warned)
+
+
+def test_cache_hit_starts_no_extraction(tmp_path, table, monkeypatch):
+    first = A.extract_acoustic(table, dataset="t", cache_dir=tmp_path, n_workers=1, progress=False)
+
+    def boom(*a, **k):
+        raise AssertionError("extraction started on a cache hit")
+    monkeypatch.setattr(A, "_run", boom)
+    monkeypatch.setattr(A, "_extract_chunk", boom)
+    again = A.extract_acoustic(table, dataset="t", cache_dir=tmp_path, progress=False)
+    assert list(again) == list(first)
+    for k in first:
+        np.testing.assert_array_equal(again[k], first[k])
+
+
+def test_changed_config_is_a_miss(tmp_path, table, monkeypatch):
+    A.extract_acoustic(table, dataset="t", cache_dir=tmp_path, n_workers=1, progress=False)
+    calls = []
+    real = A._extract_chunk
+    monkeypatch.setattr(A, "_extract_chunk", lambda chunk: calls.append(chunk) or real(chunk))
+    monkeypatch.setattr(A, "EXTRACTOR_VERSION", A.EXTRACTOR_VERSION + 1)
+    A.extract_acoustic(table, dataset="t", cache_dir=tmp_path, n_workers=1, progress=False)
+    assert sum(len(c) for c in calls) == len(table)
+    assert len(list((tmp_path / A.EXTRACTOR_NAME).iterdir())) == 2  # two config-hash folders
+
+
+def test_resume_computes_only_pending(tmp_path, table, monkeypatch):
+    store = SequenceStore(A.EXTRACTOR_NAME, A.lld_config(), "t", table.utt_id, cache_dir=tmp_path)
+    marker = np.full((3, 18), 7.0, np.float32)   # a shard "from an earlier, killed run"
+    store.write_part({"a": marker}, rejected={"missing": "earlier"})
+    done = []
+    real = A._extract_chunk
+    monkeypatch.setattr(A, "_extract_chunk", lambda chunk: done.extend(k for k, _ in chunk) or real(chunk))
+    out = A.extract_acoustic(table, dataset="t", cache_dir=tmp_path, n_workers=1, progress=False)
+    assert sorted(done) == ["b", "c", "corrupt", "empty"]
+    np.testing.assert_array_equal(out["a"], marker)
+    assert store.exists() and not store.parts_dir.exists()
+    assert dict(zip(*store.rejected().T.values))["missing"] == "earlier"
+
+
+def test_extract_acoustic_needs_columns(tmp_path):
+    with pytest.raises(ValueError, match="utt_id"):
+        A.extract_acoustic(pd.DataFrame({"path": ["x.wav"]}), dataset="t", cache_dir=tmp_path)
+
+
+def test_opensmile_safe_here_follows_import_order(monkeypatch):
+    # here ser_utils (hence opensmile's library) was imported before any TensorFlow
+    if "tensorflow" not in sys.modules:
+        monkeypatch.setitem(sys.modules, "tensorflow", types.ModuleType("tensorflow"))
+    assert A.opensmile_safe_here()
+    # a process where "tensorflow" came first must refuse to run openSMILE in-process
+    code = ("import sys, types; sys.modules['tensorflow'] = types.ModuleType('tensorflow')\n"
+            "from ser_utils.features import acoustic as A\n"
+            "assert not A.opensmile_safe_here()\n"
+            "try:\n    A.smile()\nexcept RuntimeError as e:\n    print('refused:', e)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "refused: openSMILE cannot run in this process" in res.stdout
+
+
+def test_workers_after_tensorflow_import(tmp_path, wavs):
+    """openSMILE runs in fresh workers even when the caller imported TensorFlow first."""
+    code = textwrap.dedent(f"""
+        import tensorflow  # first: openSMILE in this process would crash
+        import sys, pandas as pd, numpy as np
+        from ser_utils.features.acoustic import extract_acoustic, opensmile_safe_here
+        assert not opensmile_safe_here()
+        df = pd.DataFrame({{"utt_id": list("abc"), "path": {[str(wavs[k]) for k in "abc"]!r}}})
+        for n, ds in [(2, "two"), (1, "one")]:
+            out = extract_acoustic(df, dataset=ds, cache_dir={str(tmp_path)!r}, n_workers=n,
+                                   progress=False)
+            assert list(out) == list("abc"), out.keys()
+            assert all(v.shape[1] == 18 and np.isfinite(v).all() for v in out.values())
+        from joblib.externals.loky import get_reusable_executor
+        heavy = get_reusable_executor(max_workers=1).submit(eval,
+            "__import__('ser_utils.features.acoustic') and sorted(m for m in "
+            "__import__('sys').modules if m.split('.')[0] in "
+            "('tensorflow', 'keras', 'torch', 'transformers'))").result()
+        assert heavy == [], heavy
+        print("OK")
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip().endswith("OK")
