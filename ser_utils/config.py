@@ -42,15 +42,18 @@ class Profile:
     epochs: int                      # fixed epochs when select_epochs is False
     fold_study_epochs: int           # epochs of the Fig. 2 models (notebook 02)
     fold_study_seeds: tuple[int, ...]
+    fusion_systems: tuple[str, ...] = FUSION_SYSTEMS  # quick: the paper's four only
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", seeds=(0,), demo_scale=0.05, select_epochs=False, selection_seeds=(0,),
                      selection_folds=1, max_epochs=1, epochs=1, fold_study_epochs=1,
                      fold_study_seeds=(0,)),
+    # quick trades seeds and the epoch search for time (2 CPU cores); paper is the protocol
     "quick": Profile("quick", seeds=(0, 1, 2), demo_scale=1.0, select_epochs=True,
-                     selection_seeds=(0, 1, 2), selection_folds=1, max_epochs=20, epochs=10,
-                     fold_study_epochs=10, fold_study_seeds=(0,)),
+                     selection_seeds=(0, 1), selection_folds=1, max_epochs=12, epochs=10,
+                     fold_study_epochs=8, fold_study_seeds=(0,),
+                     fusion_systems=("ef_cs", "ef_ws", "ef_pt", "lf_pt")),
     "paper": Profile("paper", seeds=tuple(range(10)), demo_scale=1.0, select_epochs=True,
                      selection_seeds=tuple(range(5)), selection_folds=1, max_epochs=30, epochs=15,
                      fold_study_epochs=15, fold_study_seeds=(0, 1, 2)),
