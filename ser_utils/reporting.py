@@ -165,18 +165,17 @@ def plot_fold_study(scores: pd.DataFrame, *, metric: str = "auc"):
 
 def median_iqr_table(scores: pd.DataFrame, *, index="system", columns=("uar", "auc"),
                      by=("dataset",), systems=None) -> pd.DataFrame:
-    """Median ± IQR over seeds as formatted strings: AvRec in %, AvAUC to 3 decimals."""
-    g = scores.groupby(list(by) + [index])
-    med = g[list(columns)].median()
-    iqr = g[list(columns)].quantile(0.75) - g[list(columns)].quantile(0.25)
-    n = g.size().rename("seeds")
-    out = pd.DataFrame(index=med.index)
+    """Table 1's layout of :func:`ser_utils.metrics.summarise`: median ± IQR over seeds as
+    strings, AvRec in %, AvAUC to 3 decimals, one row per system and a column block per corpus."""
+    from .metrics import summarise
+
+    summ = summarise(scores, by=list(by) + [index], metrics=columns).set_index(list(by) + [index])
+    out = pd.DataFrame(index=summ.index)
     for c in columns:
-        if c == "uar":
-            out["AvRec (%)"] = [f"{100 * m:.1f} ± {100 * q:.1f}" for m, q in zip(med[c], iqr[c])]
-        else:
-            out["AvAUC"] = [f"{m:.3f} ± {q:.3f}" for m, q in zip(med[c], iqr[c])]
-    out["seeds"] = n
+        scale, name, fmt = (100, "AvRec (%)", ".1f") if c == "uar" else (1, "AvAUC", ".3f")
+        out[name] = [f"{scale * m:{fmt}} ± {scale * q:{fmt}}"
+                     for m, q in zip(summ[f"{c}_median"], summ[f"{c}_iqr"])]
+    out["seeds"] = summ["n_seeds"]
     out = out.unstack(list(by)) if by else out
     if systems is not None:
         out = out.reindex([s for s in systems if s in out.index])

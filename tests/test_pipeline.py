@@ -40,8 +40,9 @@ def test_smoke_profile_executes_every_notebook_and_builds_the_book(smoke_run):
 
 @pytest.mark.slow
 def test_smoke_results_are_reproducible(smoke_run, tmp_path):
-    """The same seed gives identical metrics twice: rerun notebooks 03-05 into a fresh results
-    folder (features and folds are re-read, models retrained) and compare Table 1."""
+    """The same seed gives identical metrics twice: rerun every notebook into a fresh results
+    folder (the corpus and feature caches are reused, folds remade, models retrained) and compare
+    Table 1."""
     root, _ = smoke_run
     first = (root / "results" / "smoke" / "table1.csv").read_text()
     params = pipeline.notebook_parameters(
