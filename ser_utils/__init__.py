@@ -1,8 +1,9 @@
 """Helpers for the executable book on speech emotion recognition (Pepino et al., ICASSP 2020).
 
 The package mirrors the book: ``datasets`` (notebook 00), ``features`` (01), ``folds`` (02),
-``models`` / ``training`` / ``metrics`` (03, 04) and ``reporting`` (05); ``pipeline`` runs
-every notebook through papermill and builds the book.
+``models`` / ``training`` / ``metrics`` (03, 04), ``reporting`` (05) and ``inference`` (06,
+also ``python -m ser_utils predict``); ``pipeline`` runs every notebook through papermill and
+builds the book.
 """
 import os
 

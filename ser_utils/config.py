@@ -6,7 +6,7 @@ absolute paths and profile values. Relative paths are taken from the project roo
 notebook works when run from ``notebooks/`` in JupyterLab, from papermill's build folder, or from
 a test's temporary folder.
 
-Notebook: every notebook (00-05).
+Notebook: every notebook (00-06).
 """
 from __future__ import annotations
 
@@ -22,10 +22,11 @@ __all__ = ["PROFILES", "Profile", "Settings", "Dataset", "resolve", "PROJECT_ROO
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-# Sec. 4.3 / Table 1: the paper's systems; lf_cs and lf_ws complete the grid (book appendix).
+# Sec. 4.3 / Table 1: the paper's systems; lf_cs and lf_ws complete the grid (book appendix);
+# xf_cs is ours, fusion before pooling (the paper's future work, Sec. 4.3), shown after them.
 UNIMODAL_SYSTEMS = ("audio", "glove", "bert")
-FUSION_SYSTEMS = ("ef_cs", "ef_ws", "ef_pt", "lf_pt", "lf_cs", "lf_ws")
-TABLE1_SYSTEMS = ("audio", "glove", "bert", "ef_cs", "ef_ws", "ef_pt", "lf_pt")
+FUSION_SYSTEMS = ("ef_cs", "ef_ws", "ef_pt", "lf_pt", "xf_cs", "lf_cs", "lf_ws")
+TABLE1_SYSTEMS = ("audio", "glove", "bert", "ef_cs", "ef_ws", "ef_pt", "lf_pt", "xf_cs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Profile:
     epochs: int                      # fixed epochs when select_epochs is False
     fold_study_epochs: int           # epochs of the Fig. 2 models (notebook 02)
     fold_study_seeds: tuple[int, ...]
-    fusion_systems: tuple[str, ...] = FUSION_SYSTEMS  # quick: the paper's four only
+    fusion_systems: tuple[str, ...] = FUSION_SYSTEMS  # quick: the paper's four and xf_cs
 
 
 PROFILES: dict[str, Profile] = {
@@ -53,7 +54,7 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile("quick", seeds=(0, 1, 2), demo_scale=1.0, select_epochs=True,
                      selection_seeds=(0, 1), selection_folds=1, max_epochs=12, epochs=10,
                      fold_study_epochs=8, fold_study_seeds=(0,),
-                     fusion_systems=("ef_cs", "ef_ws", "ef_pt", "lf_pt")),
+                     fusion_systems=("ef_cs", "ef_ws", "ef_pt", "lf_pt", "xf_cs")),
     "paper": Profile("paper", seeds=tuple(range(10)), demo_scale=1.0, select_epochs=True,
                      selection_seeds=tuple(range(5)), selection_folds=1, max_epochs=30, epochs=15,
                      fold_study_epochs=15, fold_study_seeds=(0, 1, 2)),
@@ -88,14 +89,20 @@ class Settings:
     glove_vectors: str
 
     def dataset(self, name: str) -> Dataset:
+        """The run's dataset called ``name``; a ValueError lists the valid names otherwise."""
         for d in self.datasets:
             if d.name == name:
                 return d
-        raise ValueError(f"unknown dataset {name!r}; this run has {[d.name for d in self.datasets]}")
+        raise ValueError(f"unknown dataset {name!r}; valid values are "
+                         f"{', '.join(d.name for d in self.datasets)}")
 
     def stage_dir(self, dataset: str | Dataset, stage: str) -> Path:
-        """``results/<dataset>/<stage>/`` (created)."""
-        name = dataset.name if isinstance(dataset, Dataset) else dataset
+        """``results/<dataset>/<stage>/`` (created).
+
+        A dataset name that is not one of this run's raises (listing the valid names) before
+        anything is created: a typo must not start a stage in a folder of its own.
+        """
+        name = self.dataset(dataset.name if isinstance(dataset, Dataset) else dataset).name
         path = self.results_dir / name / stage
         path.mkdir(parents=True, exist_ok=True)
         return path

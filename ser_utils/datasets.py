@@ -259,6 +259,18 @@ def _iemocap_speaker(utt_id: str, session: str) -> tuple[str, str]:
     return f"Ses{int(session):02d}{gender}", gender
 
 
+def _check_iemocap_unique(found_in: Mapping[str, list[Path]], root: Path) -> None:
+    """Raise naming the EmoEvaluation files of every turn id listed more than once."""
+    dups = {u: paths for u, paths in sorted(found_in.items()) if len(paths) > 1}
+    if dups:
+        where = "; ".join(f"{u!r} in " + ", ".join(str(p.relative_to(root)) for p in paths)
+                          for u, paths in list(dups.items())[:5])
+        more = f" ... ({len(dups)} ids in all)" if len(dups) > 5 else ""
+        raise ValueError(f"duplicate utterance ids in the IEMOCAP EmoEvaluation files under "
+                         f"'{root}': {where}{more}; every turn must be listed once, in the file "
+                         f"of its dialog. Expected layout:\n{IEMOCAP_LAYOUT}")
+
+
 def load_iemocap(root: str | os.PathLike, *, check_audio: bool = True) -> pd.DataFrame:
     """Load IEMOCAP (``IEMOCAP_full_release``) or the project's demo corpus in the same format.
 
@@ -277,6 +289,11 @@ def load_iemocap(root: str | os.PathLike, *, check_audio: bool = True) -> pd.Dat
     check_audio : bool, keyword-only
         Leave out (with one warning) turns whose ``.wav`` file does not exist.
 
+    What is skipped rather than refused: sub-folders of ``EmoEvaluation/`` (per-evaluator
+    annotations), dot-files (macOS ``._`` forks), files that are not ``.txt``, and ``.txt``
+    files without a single turn line (one warning naming them). Turns without a transcript
+    line keep an empty ``text`` (one warning listing them).
+
     Returns
     -------
     pandas.DataFrame, shape (n_utterances, 11)
@@ -290,7 +307,8 @@ def load_iemocap(root: str | os.PathLike, *, check_audio: bool = True) -> pd.Dat
     FileNotFoundError
         ``root`` does not exist.
     ValueError
-        ``root`` is not an IEMOCAP corpus, no utterance is left, or turn ids repeat.
+        ``root`` is not an IEMOCAP corpus, no utterance is left, or turn ids repeat (the
+        message names the EmoEvaluation files that list the same id).
     """
     root = _check_folder(root, what="IEMOCAP", layout=IEMOCAP_LAYOUT)
     sessions = _iemocap_sessions(root)
@@ -302,7 +320,8 @@ def load_iemocap(root: str | os.PathLike, *, check_audio: bool = True) -> pd.Dat
                          f"folders. Expected layout:\n{IEMOCAP_LAYOUT}")
 
     rows: list[dict] = []
-    all_ids: list[str] = []
+    found_in: dict[str, list[Path]] = {}  # utt_id -> the EmoEvaluation files that list it
+    stray: list[Path] = []
     dropped: Counter = Counter()
     n_eval_files = 0
     for session, folder in sessions:
@@ -318,11 +337,15 @@ def load_iemocap(root: str | os.PathLike, *, check_audio: bool = True) -> pd.Dat
         for path in sorted(eval_dir.glob("*.txt")):
             if not (_visible(path) and path.is_file()):
                 continue
+            turns = _iemocap_turns(path)
+            if not turns:  # a README or notes file dropped into the folder: not a dialog
+                stray.append(path)
+                continue
             n_eval_files += 1
             dialog = path.stem
             script = _IEMOCAP_SCRIPT_RE.search(dialog)
-            for utt_id, raw, start, end in _iemocap_turns(path):
-                all_ids.append(utt_id)
+            for utt_id, raw, start, end in turns:
+                found_in.setdefault(utt_id, []).append(path)
                 label = IEMOCAP_LABELS.get(raw)
                 if label is None:
                     dropped[raw] += 1
@@ -337,11 +360,15 @@ def load_iemocap(root: str | os.PathLike, *, check_audio: bool = True) -> pd.Dat
                     "script": script.group(1) if script else "",
                     "text": texts.get(utt_id), "split": "", "start": start, "end": end,
                 })
+    if stray:
+        _warn(f"IEMOCAP: {len(stray)} .txt file(s) in SessionN/dialog/EmoEvaluation/ have no "
+              "turn line ('[start - end]<TAB><utt_id><TAB><label><TAB>[V, A, D]') and are "
+              f"skipped: {_preview(str(p.relative_to(root)) for p in stray)}")
     if n_eval_files == 0:
         raise ValueError(f"'{root}' is not an IEMOCAP corpus: no "
-                         f"SessionN/dialog/EmoEvaluation/*.txt files. Expected layout:\n"
-                         f"{IEMOCAP_LAYOUT}")
-    _check_unique(all_ids, f"IEMOCAP EmoEvaluation files under '{root}'")
+                         f"SessionN/dialog/EmoEvaluation/*.txt file with turn lines. Expected "
+                         f"layout:\n{IEMOCAP_LAYOUT}")
+    _check_iemocap_unique(found_in, root)
 
     no_speaker = [r["utt_id"] for r in rows if not r["speaker"]]
     if no_speaker:

@@ -10,7 +10,8 @@ data (00)              data/utterances.parquet, dropped_labels.json  every later
 features (01)          features/features.json (cache file paths)    02-05
 folds (02)             folds/<criterion>.parquet, fold_study/       03-05
 unimodal (03)          unimodal/{epochs.json, predictions/, models/} 04, 05
-fusion (04)            fusion/{epochs.json, predictions/}            05
+fusion (04)            fusion/{epochs.json, predictions/}            05, 06
+inference (06)         inference/<job>/{model.keras, predictor.json}  python -m ser_utils
 =====================  ==========================================  ===========================
 
 TensorFlow is imported lazily (training stages only): notebooks 00 and 01 never load it, because
@@ -201,6 +202,23 @@ def _data_files(settings: Settings, dataset) -> dict:
     return {"meta": str(settings.stage_dir(dataset, "data") / "utterances.parquet"), **files}
 
 
+def _check_names(settings: Settings, dataset, systems, criterion: str) -> None:
+    """Refuse an unknown dataset, system or criterion before any work, listing the valid ones
+    (otherwise a typo surfaces mid-run, after epochs.json or fold folders were written)."""
+    from .folds import CRITERIA
+    from .training import SYSTEMS
+
+    settings.dataset(dataset.name if isinstance(dataset, Dataset) else dataset)
+    if isinstance(systems, str):
+        raise TypeError(f"systems must be a list of system names, got the str {systems!r}")
+    for system in systems:
+        if system not in SYSTEMS:
+            raise ValueError(f"unknown system {system!r}; valid values are {', '.join(SYSTEMS)}")
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown criterion {criterion!r}; valid values are "
+                         f"{', '.join(CRITERIA)}")
+
+
 def choose_epochs(settings: Settings, dataset, systems, folds, *, stage: str, criterion: str,
                   size: str = "base", pretrained_dir: Path | None = None) -> dict[str, int]:
     """Epochs per system (Sec. 3: the epoch with the best median AvAUC over seeds), chosen on an
@@ -208,6 +226,7 @@ def choose_epochs(settings: Settings, dataset, systems, folds, *, stage: str, cr
     with the validation curves beside it. With a profile that does not select, its fixed epochs."""
     from . import training
 
+    _check_names(settings, dataset, systems, criterion)
     prof = settings.profile
     out_dir = settings.stage_dir(dataset, stage)
     path = out_dir / "epochs.json"
@@ -238,12 +257,14 @@ def run_systems(settings: Settings, dataset, systems, *, stage: str, criterion: 
                 seeds=None, size: str = "base", epochs: dict | int | None = None,
                 pretrained_stage: str | None = None, n_jobs: int | None = None) -> pd.DataFrame:
     """Train and test ``systems`` on every fold of ``criterion`` for every seed; returns the
-    per-utterance predictions (finished jobs are read back, not retrained).
+    per-utterance predictions (finished jobs are read back, not retrained). An unknown dataset,
+    system or criterion raises a ValueError listing the valid values before any work starts.
 
     Notebook: notebooks/02_folds.ipynb, 03_unimodal.ipynb, 04_fusion.ipynb
     """
     from . import training
 
+    _check_names(settings, dataset, systems, criterion)
     df = load_utterances(settings, dataset)
     folds = load_folds(settings, dataset, df, criterion)
     pretrained_dir = settings.stage_dir(dataset, pretrained_stage) if pretrained_stage else None

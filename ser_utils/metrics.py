@@ -1,4 +1,5 @@
-"""Evaluation metrics of the paper (Sec. 4.1): UAR and average one-vs-all AUC.
+"""Evaluation metrics of the paper (Sec. 4.1): UAR and average one-vs-all AUC; and, beyond the
+paper, their speaker-bootstrap confidence intervals and paired comparisons.
 
 Both are computed on the **merged** test predictions of all folds of one (system, criterion,
 seed) run, as in the paper, not averaged over folds; the spread over seeds is then summarised by
@@ -17,6 +18,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, recall_score, roc_auc_score
+from threadpoolctl import threadpool_limits
 
 __all__ = [
     "CLASSES",
@@ -27,6 +29,10 @@ __all__ = [
     "score_predictions",
     "summarise",
     "confusion",
+    "speaker_bootstrap",
+    "bootstrap_ci",
+    "paired_bootstrap",
+    "compare_to_best_single",
 ]
 
 #: Emotion classes, in the order of the model outputs (same as ``ser_utils.models.CLASSES``;
@@ -199,3 +205,283 @@ def confusion(preds: pd.DataFrame, *, normalize: str | None = "true") -> pd.Data
                           labels=list(CLASSES), normalize=normalize)
     return pd.DataFrame(cm, index=pd.Index(CLASSES, name="true"),
                         columns=pd.Index(CLASSES, name="predicted"))
+
+
+
+# -- Confidence intervals and paired comparisons (beyond the paper) -----------------------------
+# The recipe of Ferrer & Riera's ``confidence_intervals`` toolkit (Ferrer is one of the paper's
+# authors): bootstrap the test set by "condition" (here the speaker, since one speaker's
+# utterances are not independent), score every system on the same sets, pool the bootstrap
+# scores of all training seeds into one distribution and take its percentiles; a paired
+# difference whose interval excludes 0 is a real one. Only the speakers are resampled (the
+# cluster bootstrap), so each set is a vector of speaker counts and each run's scores on all
+# sets come from a few products of per-speaker tables, not one scikit-learn call per set.
+
+
+def _speaker_of(utt_ids: np.ndarray, speakers) -> np.ndarray:
+    """Speaker of each utterance, from a Series or dict indexed by utt_id, or an utterance table
+    with ``utt_id`` and ``speaker`` columns."""
+    if isinstance(speakers, pd.DataFrame):
+        speakers = speakers.set_index("utt_id")["speaker"]
+    spk = pd.Series(speakers).reindex(utt_ids)
+    if spk.isna().any():
+        raise ValueError(f"no speaker for utterances {spk.index[spk.isna()][:3].tolist()}: "
+                         "pass the utterance table of the corpus the predictions come from")
+    return spk.to_numpy()
+
+
+def speaker_bootstrap(n_speakers: int, *, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
+    """Speaker bootstrap sets: each draws ``n_speakers`` speakers with replacement.
+
+    Parameters
+    ----------
+    n_speakers : int
+        Number of speakers in the test set.
+    n_boot : int
+        Number of bootstrap sets.
+    seed : int
+        Seed of :func:`numpy.random.default_rng`; the same seed gives the same sets.
+
+    Returns
+    -------
+    np.ndarray, shape (n_boot, n_speakers), dtype float
+        How many times each speaker is in each set (rows sum to ``n_speakers``); a speaker
+        drawn twice brings all its utterances twice.
+
+    Notebook: notebooks/05_results.ipynb
+    """
+    draws = np.random.default_rng(seed).integers(0, n_speakers, size=(n_boot, n_speakers))
+    flat = draws + n_speakers * np.arange(n_boot)[:, None]
+    return np.bincount(flat.ravel(), minlength=n_boot * n_speakers) \
+        .reshape(n_boot, n_speakers).astype(np.float64)
+
+
+def _speaker_scores(weights: np.ndarray, spk: np.ndarray, y: np.ndarray, proba: np.ndarray,
+                    metric: str) -> np.ndarray:
+    """UAR or AvAUC of one run on each speaker-weighted set.
+
+    ``weights`` (n_sets, n_speakers); ``spk`` and ``y`` (n,) speaker and class indices;
+    ``proba`` (n, 4). NaN for a set without some class (recall and AUC undefined).
+    """
+    n_spk, n_cls = weights.shape[1], len(CLASSES)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if metric == "uar":
+            # per-speaker confusion counts: utterances and correct ones per true class
+            total = np.zeros((n_spk, n_cls))
+            hit = np.zeros((n_spk, n_cls))
+            np.add.at(total, (spk, y), 1)
+            np.add.at(hit, (spk, y), proba.argmax(axis=1) == y)
+            return ((weights @ hit) / (weights @ total)).mean(axis=1)
+        if metric == "auc":
+            proba = proba / proba.sum(axis=1, keepdims=True)  # as avg_auc
+            return np.mean([_speaker_auc(weights, spk, proba[:, k], y == k)
+                            for k in range(n_cls)], axis=0)
+    raise ValueError(f"metric must be 'uar' or 'auc', got {metric!r}")
+
+
+def _speaker_auc(weights: np.ndarray, spk: np.ndarray, score: np.ndarray,
+                 pos: np.ndarray) -> np.ndarray:
+    """One-vs-all AUC on each speaker-weighted set: the weighted share of (positive, negative)
+    pairs ranked right, ties 1/2 (as ``roc_auc_score``), from the speaker-by-speaker table
+    ``right[a, b]`` of pairs (positive of speaker a, negative of speaker b) ranked right."""
+    order = np.argsort(score, kind="stable")
+    s = score[order]
+    onehot = np.eye(weights.shape[1])[spk[order]]
+    start = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # runs of equal scores
+    p_run = np.add.reduceat(onehot * pos[order, None], start, axis=0)
+    n_run = np.add.reduceat(onehot * ~pos[order, None], start, axis=0)
+    right = p_run.T @ (np.cumsum(n_run, axis=0) - n_run + 0.5 * n_run)
+    pairs = (weights @ p_run.sum(axis=0)) * (weights @ n_run.sum(axis=0))
+    return ((weights @ right) * weights).sum(axis=1) / pairs
+
+
+def _bootstrap_runs(preds: pd.DataFrame, speakers, *, by: Sequence[str], metric: str,
+                    n_boot: int, seed: int, min_speakers: int):
+    """Scores on the full test set and on every speaker bootstrap set, per run.
+
+    Returns ``({key of by: (seeds (S,), full (S,), boot (S, n_boot))}, n_speakers)``; all runs
+    share the sets; ``boot`` is NaN with fewer than ``min_speakers`` speakers.
+    """
+    codes, names = pd.factorize(_speaker_of(preds["utt_id"].to_numpy(), speakers), sort=True)
+    n_spk = len(names)
+    weights = speaker_bootstrap(n_spk, n_boot=n_boot, seed=seed) if n_spk >= min_speakers \
+        else np.full((n_boot, n_spk), np.nan)
+    weights = np.vstack([np.ones(n_spk), weights])  # row 0: the full test set
+    y_all = pd.Categorical(preds["label"].astype(str), categories=CLASSES).codes
+    proba_all = preds[list(PROBA_COLUMNS)].to_numpy(np.float64)
+    runs: dict = {}
+    keys = list(by) + ["seed"]
+    groups = preds.reset_index(drop=True).groupby(keys, sort=True, dropna=False).indices
+    # small products: BLAS threads would only spin (seconds instead of ms on a busy machine)
+    with threadpool_limits(1, user_api="blas"):
+        for key, idx in groups.items():
+            if preds["utt_id"].iloc[idx].duplicated().any():
+                raise ValueError(f"run {dict(zip(keys, key))}: utterances predicted more than "
+                                 "once; pass one system (size, criterion) per group")
+            scores = _speaker_scores(weights, codes[idx], y_all[idx], proba_all[idx], metric)
+            runs.setdefault(key[:-1], []).append((key[-1], scores[0], scores[1:]))
+    return {k: (np.array([r[0] for r in v]), np.array([r[1] for r in v]),
+                np.stack([r[2] for r in v])) for k, v in runs.items()}, n_spk
+
+
+def _interval(values: np.ndarray, *, alpha: float, n_speakers: int, min_speakers: int) -> dict:
+    """Percentile interval of the bootstrap scores of all seeds pooled, with a note."""
+    valid = values[~np.isnan(values)]
+    if n_speakers < min_speakers:
+        return {"low": np.nan, "high": np.nan, "n_speakers": n_speakers, "n_resamples": 0,
+                "n_skipped": 0, "note": f"only {n_speakers} test speaker(s): no interval"}
+    skipped = int(values.size - valid.size)
+    low, high = (np.quantile(valid, [alpha / 2, 1 - alpha / 2]) if valid.size
+                 else (np.nan, np.nan))
+    note = f"{skipped} of {values.size} resamples lacked a class and were skipped" \
+        if skipped else ""
+    return {"low": float(low), "high": float(high), "n_speakers": n_speakers,
+            "n_resamples": int(valid.size), "n_skipped": skipped, "note": note}
+
+
+def bootstrap_ci(preds: pd.DataFrame, speakers, *, metric: str = "uar", n_boot: int = 1000,
+                 seed: int = 0, alpha: float = 0.05, min_speakers: int = 3) -> pd.DataFrame:
+    """Bootstrap confidence interval of UAR or AvAUC per system: speakers resampled, seeds pooled.
+
+    Each seed's merged test predictions are scored on the same ``n_boot`` speaker bootstrap
+    sets (set ``b`` weights the speakers, in sorted order, by row ``b`` of
+    ``speaker_bootstrap(n_speakers, n_boot=n_boot, seed=seed)``); the scores of all seeds are
+    pooled (``n_seeds * n_boot``
+    values) and the interval is their ``alpha/2`` and ``1 - alpha/2`` quantiles. Pooling, as the
+    ``confidence_intervals`` toolkit recommends for comparing methods rather than one trained
+    model, makes the interval cover both other test speakers and other training seeds. The
+    estimate is Table 1's: the median over seeds of the score on the full test set.
+
+    Parameters
+    ----------
+    preds : pandas.DataFrame, shape (n_rows, ...)
+        Prediction table of one corpus (see :func:`score_predictions`), any number of systems.
+    speakers : pandas.Series, dict or pandas.DataFrame
+        Speaker of each utt_id: a Series or dict indexed by utt_id, or the utterance table of
+        ``experiment.load_utterances`` (``utt_id`` and ``speaker`` columns).
+    metric : {"uar", "auc"}
+        AvRec (UAR) or AvAUC.
+    n_boot : int
+        Bootstrap sets (per seed).
+    seed : int
+        Seed of the speaker draws.
+    alpha : float
+        1 - coverage: 0.05 for 95 % intervals.
+    min_speakers : int
+        With fewer test speakers there is no interval (NaN, and a note).
+
+    Returns
+    -------
+    pandas.DataFrame, shape (n_systems, ...)
+        Run columns except ``seed``, then ``metric, estimate, low, high, n_seeds, n_speakers,
+        n_resamples`` (pooled scores used), ``n_skipped`` (sets lacking a class) and ``note``.
+
+    Notebook: notebooks/05_results.ipynb
+    """
+    by = [k for k in _run_keys(preds) if k != "seed"]
+    runs, n_spk = _bootstrap_runs(preds, speakers, by=by, metric=metric, n_boot=n_boot,
+                                  seed=seed, min_speakers=min_speakers)
+    rows = [{**dict(zip(by, key)), "metric": metric, "estimate": float(np.median(full)),
+             "n_seeds": len(seeds),
+             **_interval(boot, alpha=alpha, n_speakers=n_spk, min_speakers=min_speakers)}
+            for key, (seeds, full, boot) in runs.items()]
+    return pd.DataFrame(rows, columns=by + ["metric", "estimate", "low", "high", "n_seeds",
+                                            "n_speakers", "n_resamples", "n_skipped", "note"])
+
+
+def _paired(a: tuple, b: tuple, **kw) -> dict:
+    """Difference a - b of two runs' scores on the same sets, seed by seed, pooled."""
+    seeds, ia, ib = np.intersect1d(a[0], b[0], return_indices=True)
+    if not len(seeds):
+        raise ValueError("the two systems share no seed")
+    out = {"estimate": float(np.median(a[1][ia] - b[1][ib])), "n_seeds": len(seeds),
+           **_interval(a[2][ia] - b[2][ib], **kw)}
+    out["significant"] = bool(out["low"] > 0 or out["high"] < 0)  # False when NaN
+    return out
+
+
+def paired_bootstrap(preds_a: pd.DataFrame, preds_b: pd.DataFrame, speakers, *,
+                     metric: str = "uar", n_boot: int = 1000, seed: int = 0,
+                     alpha: float = 0.05, min_speakers: int = 3) -> dict:
+    """Paired speaker bootstrap of the difference in UAR or AvAUC between two systems (a - b).
+
+    Both systems are scored on the same speaker bootstrap sets, seed by seed (the seeds both
+    have); the differences of all seeds are pooled as in :func:`bootstrap_ci`. An interval that
+    excludes 0 says that the difference is real at level ``alpha``.
+
+    Parameters
+    ----------
+    preds_a, preds_b : pandas.DataFrame
+        Prediction tables of one system each (all its seeds), on the same corpus.
+    speakers, metric, n_boot, seed, alpha, min_speakers
+        As in :func:`bootstrap_ci`.
+
+    Returns
+    -------
+    dict
+        ``metric``, ``estimate`` (median over seeds of a - b on the full test set), ``low``,
+        ``high``, ``n_seeds``, ``n_speakers``, ``n_resamples``, ``n_skipped``, ``note`` and
+        ``significant`` (the interval excludes 0).
+
+    Notebook: notebooks/05_results.ipynb
+    """
+    both = pd.concat([preds_a.assign(_side="a"), preds_b.assign(_side="b")], ignore_index=True)
+    runs, n_spk = _bootstrap_runs(both, speakers, by=["_side"], metric=metric, n_boot=n_boot,
+                                  seed=seed, min_speakers=min_speakers)
+    return {"metric": metric, **_paired(runs[("a",)], runs[("b",)], alpha=alpha,
+                                        n_speakers=n_spk, min_speakers=min_speakers)}
+
+
+def compare_to_best_single(preds: pd.DataFrame, speakers, *, fusion: Sequence[str],
+                           single: Sequence[str], metrics: Sequence[str] = ("uar", "auc"),
+                           n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
+                           min_speakers: int = 3) -> pd.DataFrame:
+    """Each fusion system against the best single modality, by paired speaker bootstrap.
+
+    For each metric the reference is the single-modality system with the highest median over
+    seeds of that metric (the "best single modality" of Sec. 4.3); every fusion system present
+    is compared to it as in :func:`paired_bootstrap`, all systems on the same sets.
+
+    Parameters
+    ----------
+    preds : pandas.DataFrame
+        Prediction table of one corpus, single-modality and fusion systems.
+    speakers
+        As in :func:`bootstrap_ci`.
+    fusion, single : sequence of str
+        System names (``config.FUSION_SYSTEMS``, ``config.UNIMODAL_SYSTEMS``); absent ones are
+        left out.
+    metrics : sequence of {"uar", "auc"}
+    n_boot, seed, alpha, min_speakers
+        As in :func:`bootstrap_ci`.
+
+    Returns
+    -------
+    pandas.DataFrame, shape (n_metrics * n_fusion_systems, ...)
+        ``dataset`` (when present), ``metric, system, reference, estimate`` (median over seeds
+        of system - reference), ``low, high, n_seeds, n_speakers, n_resamples, n_skipped, note,
+        significant``.
+
+    Notebook: notebooks/05_results.ipynb
+    """
+    preds = preds[preds["system"].isin(list(fusion) + list(single))]
+    if "dataset" in preds.columns and preds["dataset"].nunique() > 1:
+        raise ValueError("pass the predictions of one corpus at a time")
+    rows = []
+    for metric in metrics if len(preds) else ():
+        runs, n_spk = _bootstrap_runs(preds, speakers, by=["system"], metric=metric,
+                                      n_boot=n_boot, seed=seed, min_speakers=min_speakers)
+        medians = {k[0]: np.median(v[1]) for k, v in runs.items() if k[0] in single}
+        if not medians:
+            continue
+        ref = max(medians, key=medians.get)
+        rows += [{"metric": metric, "system": s, "reference": ref,
+                  **_paired(runs[(s,)], runs[(ref,)], alpha=alpha, n_speakers=n_spk,
+                            min_speakers=min_speakers)}
+                 for s in fusion if (s,) in runs]
+    out = pd.DataFrame(rows, columns=["metric", "system", "reference", "estimate", "low", "high",
+                                      "n_seeds", "n_speakers", "n_resamples", "n_skipped",
+                                      "note", "significant"])
+    if "dataset" in preds.columns and len(preds):
+        out.insert(0, "dataset", preds["dataset"].iloc[0])
+    return out

@@ -10,6 +10,9 @@ arithmetic::
                                    -> L_A4 dense (logits) -> A_softmax
     early fusion (EF): concat(L_T4, L_A3) (232-d) -> F_dense (128, ReLU) -> F_out (4, softmax)
     late fusion  (LF): concat(L_T5, L_A4) (8-d, logits)                  -> F_out (4, softmax)
+    cross-modal (XF, beyond the paper, Sec. 4.3's future work): before pooling, every token of
+        L_T3 attends over the frames of L_A2 (X_attn) -> masked mean X_pool (128-d);
+        concat(X_pool, L_T4, L_A3) (360-d) -> X_dense (128, ReLU) -> X_out (4, softmax)
 
 Inputs are zero-padded float32 sequences; a time step is padding iff its feature vector is all
 zeros. The mask is derived inside the model (``SequenceMask``) and honoured everywhere: batch
@@ -51,14 +54,18 @@ __all__ = [
     "build_text_model",
     "build_audio_model",
     "build_fusion_model",
+    "build_crossmodal_model",
+    "CROSS_KIND",
     "embedding_model",
     "logits_model",
+    "pretrained_parts",
     "learning_rate",
     "make_optimizer",
     "LinearWarmup",
     "SequenceMask",
     "ApplyMask",
     "MaskedMean",
+    "CrossMask",
 ]
 
 CLASSES = ("angry", "happy", "sad", "neutral")
@@ -84,7 +91,13 @@ class Architecture:
     audio_filters: int = 104  # L_A1, L_A2 (L_A2's filters = pooled audio embedding L_A3)
     audio_kernel: int = 5  # L_A1, L_A2: 50 ms of 10 ms LLD frames
     audio_dropout: float = 0.5  # Fig. 1: dropout at the input of L_A2
-    fusion_units: int = 128  # F_dense of the early fusion
+    fusion_units: int = 128  # F_dense of the early fusion (and X_dense of the cross-modal one)
+    cross_heads: int = 4  # X_attn heads (ours, beyond the paper); head size text_filters / heads
+
+    @property
+    def cross_key_dim(self) -> int:
+        """Size of one X_attn head: the heads together have the width of a text token."""
+        return max(1, self.text_filters // self.cross_heads)
 
     @property
     def embedding_dim(self) -> int:
@@ -109,13 +122,16 @@ ARCHITECTURES: Mapping[str, Architecture] = {
 }
 SIZES = tuple(ARCHITECTURES)
 
-FUSION_KINDS = ("early", "late")
+FUSION_KINDS = ("early", "late")  # build_fusion_model
+CROSS_KIND = "cross"  # build_crossmodal_model (fusion before pooling; not in the paper)
 STARTS = ("cold", "pretrained", "warm")
 
 # Layers that carry weights, per branch (Fig. 1 names); BN layers are "<conv/dense>_bn".
 TEXT_LAYERS = ("L_T1", "L_T1_bn", "L_T2", "L_T2_bn", "L_T3", "L_T3_bn", "L_T5")
 AUDIO_LAYERS = ("L_A1", "L_A1_bn", "L_A2", "L_A2_bn", "L_A4")
 EMBEDDING_LAYER = {"text": "L_T4", "audio": "L_A3"}  # pooled embeddings (EF input)
+SEQUENCE_LAYER = {"text": "L_T3_zero", "audio": "L_A2_zero"}  # last sequences before pooling
+MASK_LAYER = {"text": "T_mask", "audio": "A_mask"}
 LOGITS_LAYER = {"text": "L_T5", "audio": "L_A4"}  # pre-softmax logits (LF input)
 
 # Sec. 2.3: which branch layers train in a fusion model. Layers after the merge (F_concat,
@@ -145,6 +161,8 @@ LEARNING_RATES: Mapping[tuple[str, str], tuple[float, int]] = {
     ("late", "pretrained"): (1e-2, 0),
     ("early", "warm"): (1e-4, WARMUP_STEPS),
     ("late", "warm"): (1e-4, WARMUP_STEPS),
+    # Not in the paper: the cross-modal fusion is trained like the other cold starts.
+    ("cross", "cold"): (7e-4, WARMUP_STEPS),
 }
 
 
@@ -229,6 +247,23 @@ class MaskedMean(keras.layers.Layer):
 
     def compute_mask(self, inputs, mask=None):
         return None
+
+
+@keras.saving.register_keras_serializable(package="ser_utils")
+class CrossMask(keras.layers.Layer):
+    """Which (query, key) pairs attention may use, and which queries attend at all.
+
+    Inputs ``[query_mask (batch, T_q), key_mask (batch, T_k)]`` bool (``SequenceMask``
+    outputs); outputs ``attention_mask (batch, T_q, T_k)``, True where both steps are valid,
+    and ``rows (batch, T_q)``, True at valid queries that have at least one valid key. A query
+    without any valid key (padding, or an utterance whose other modality is empty) would get a
+    uniform average over padding; its output is zeroed instead (see ``build_crossmodal_model``).
+    """
+
+    def call(self, inputs):
+        query_mask, key_mask = inputs
+        pairs = ops.logical_and(ops.expand_dims(query_mask, 2), ops.expand_dims(key_mask, 1))
+        return pairs, ops.any(pairs, axis=2)
 
 
 def _bn_relu_zero(h, mask, name):
@@ -419,8 +454,8 @@ def build_fusion_model(text_model: keras.Model, audio_model: keras.Model, *, kin
         the branches' logits L_T5 + L_A4 (8-d) -> ``F_out`` (4, softmax).
     start : {"cold", "pretrained", "warm"}, keyword-only
         Cold start (CS): all layers train. Pre-trained (PT): branches frozen up to the merge
-        (BN in inference mode). Warm start (WS): as PT, but L_T3, L_A2 (with their BN) and the
-        logits layers train.
+        and run in inference mode (BN moving statistics, no dropout). Warm start (WS): as
+        PT, but L_T3, L_A2 (with their BN) and the logits layers train.
 
     Returns
     -------
@@ -432,11 +467,7 @@ def build_fusion_model(text_model: keras.Model, audio_model: keras.Model, *, kin
     """
     _check_choice(kind, FUSION_KINDS, "kind")
     _check_choice(start, STARTS, "start")
-    if _branch(text_model) != "text":
-        raise ValueError(f"text_model {text_model.name!r} is not a text branch (no layer L_T1)")
-    if _branch(audio_model) != "audio":
-        raise ValueError(f"audio_model {audio_model.name!r} is not an audio branch (no layer L_A1)")
-    arch = _branch_architecture(text_model, audio_model)
+    arch = _check_branches(text_model, audio_model)
 
     if kind == "early":
         features = [_layer_output(text_model, "text", EMBEDDING_LAYER),
@@ -451,17 +482,147 @@ def build_fusion_model(text_model: keras.Model, audio_model: keras.Model, *, kin
     out = keras.layers.Dense(N_CLASSES, activation="softmax", kernel_initializer=KERNEL_INIT,
                              name="F_out")(h)
     model = keras.Model([text_model.inputs[0], audio_model.inputs[0]], out, name=f"{kind}_{start}")
+    _freeze_branches(model, text_model, audio_model, start)
+    return model
 
+
+def _check_branches(text_model, audio_model) -> Architecture:
+    if _branch(text_model) != "text":
+        raise ValueError(f"text_model {text_model.name!r} is not a text branch (no layer L_T1)")
+    if _branch(audio_model) != "audio":
+        raise ValueError(f"audio_model {audio_model.name!r} is not an audio branch (no layer L_A1)")
+    return _branch_architecture(text_model, audio_model)
+
+
+def _freeze_branches(model, text_model, audio_model, start) -> None:
     # Freeze by name: every weight-carrying branch layer (TEXT_LAYERS, AUDIO_LAYERS) trains
     # iff TRAINABLE_BY_START lists it. A frozen BatchNormalization layer also runs in
-    # inference mode (Keras 3). Dropout (L_A2_dropout) stays active in training whatever the
-    # start, as Keras does for frozen layers.
+    # inference mode (Keras 3).
     trainable = set(TRAINABLE_BY_START[start])
     branch_layers = {id(layer) for layer in text_model.layers + audio_model.layers}
     for layer in model.layers:
         if id(layer) in branch_layers and layer.name in TEXT_LAYERS + AUDIO_LAYERS:
             layer.trainable = layer.name in trainable
+        if (start == "pretrained" and id(layer) in branch_layers
+                and isinstance(layer, keras.layers.Dropout)):
+            # PT: a frozen branch is a fixed feature extractor, run as at test time (Keras
+            # would keep its dropout active). Its outputs are then a function of the input
+            # alone, so training computes them once per job (``pretrained_parts``). Warm
+            # start keeps L_A2_dropout: L_A2 above it trains.
+            layer.rate = 0.0
+
+
+def build_crossmodal_model(text_model: keras.Model, audio_model: keras.Model, *,
+                           start: str = "cold") -> keras.Model:
+    """Fusion before pooling: text tokens attend over audio frames (beyond the paper).
+
+    The paper fuses pooled embeddings (EF) or logits (LF) and names fusion at an earlier level
+    as future work (Sec. 4.3). Here every token of the text branch, after its last convolution
+    (``L_T3``), attends over the frames of the audio branch after its last convolution
+    (``L_A2``): multi-head scaled dot-product attention, queries = tokens, keys and values =
+    frames, padding masked out on both sides. The attended token sequence (for each token, a
+    mixture of the frames it matched) is pooled by a masked mean and joined to the two pooled
+    branch embeddings, so the model contains the early fusion's input and can only add to it::
+
+        L_T3 (batch, T_text, 128) ─ queries ─┐
+        L_A2 (batch, T_audio, 104) ─ keys, values ─ X_attn (4 heads x 32) -> (batch, T_text, 128)
+             -> X_attn_zero -> X_pool (masked mean, 128)
+        concat(X_pool, L_T4, L_A3) (360) -> X_dense (128, ReLU) -> X_out (4, softmax)
+
+    Nothing tells a token where in time it was spoken (there is no forced alignment and no
+    positional encoding): the attention can only match tokens to frames by content.
+    The cost of X_attn grows with T_text x T_audio (e.g. 40 x 300 per utterance).
+
+    Like ``build_fusion_model``, it reuses (shares) the branch models' layers and sets their
+    ``trainable`` flags from ``TRAINABLE_BY_START[start]``; build fresh branch models for every
+    model. Compile after building.
+
+    Parameters
+    ----------
+    text_model, audio_model : keras.Model
+        From ``build_text_model`` / ``build_audio_model`` (same ``size``).
+    start : {"cold", "pretrained", "warm"}, keyword-only
+        As in ``build_fusion_model``; only ``"cold"`` has a learning rate
+        (``learning_rate("cross", "cold")``) and a system (``xf_cs``).
+
+    Returns
+    -------
+    keras.Model
+        Inputs ``[text (batch, time, text_dim), audio (batch, frames, audio_dim)]``; output
+        ``(batch, 4)`` softmax probabilities over ``CLASSES``. Named e.g. ``"cross_cold"``.
+        Layers after the branches: ``X_mask`` (``CrossMask``), ``X_attn``
+        (``keras.layers.MultiHeadAttention``, output width = ``text_filters``),
+        ``X_attn_zero``, ``X_pool``, ``X_concat``, ``X_dense``, ``X_out``. Appending
+        all-zero steps to either input does not change the output in inference mode.
+
+    Notebook: notebooks/04_fusion.ipynb
+    """
+    _check_choice(start, STARTS, "start")
+    arch = _check_branches(text_model, audio_model)
+
+    text_seq = text_model.get_layer(SEQUENCE_LAYER["text"]).output  # (batch, T_text, 128)
+    audio_seq = audio_model.get_layer(SEQUENCE_LAYER["audio"]).output  # (batch, T_audio, 104)
+    text_mask = text_model.get_layer(MASK_LAYER["text"]).output
+    audio_mask = audio_model.get_layer(MASK_LAYER["audio"]).output
+    attention_mask, rows = CrossMask(name="X_mask")([text_mask, audio_mask])
+    # No dropout on the attention weights: the audio branch already has dropout 0.5 at L_A2's
+    # input, and the model should stay comparable to EF-CS (the only new hyper-parameters are
+    # the heads and their size).
+    attended = keras.layers.MultiHeadAttention(
+        num_heads=arch.cross_heads, key_dim=arch.cross_key_dim,
+        kernel_initializer=KERNEL_INIT, name="X_attn",
+    )(text_seq, audio_seq, attention_mask=attention_mask)
+    attended = ApplyMask(name="X_attn_zero")(attended, mask=rows)
+    pooled = MaskedMean(name="X_pool")(attended, mask=rows)
+    h = keras.layers.Concatenate(name="X_concat")([
+        pooled, _layer_output(text_model, "text", EMBEDDING_LAYER),
+        _layer_output(audio_model, "audio", EMBEDDING_LAYER)])
+    h = keras.layers.Dense(arch.fusion_units, activation="relu",
+                           kernel_initializer=KERNEL_INIT, name="X_dense")(h)
+    out = keras.layers.Dense(N_CLASSES, activation="softmax", kernel_initializer=KERNEL_INIT,
+                             name="X_out")(h)
+    model = keras.Model([text_model.inputs[0], audio_model.inputs[0]], out,
+                        name=f"{CROSS_KIND}_{start}")
+    _freeze_branches(model, text_model, audio_model, start)
     return model
+
+
+def pretrained_parts(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """Split a pre-trained (PT) fusion model at the merge: frozen features and trainable head.
+
+    In a PT model nothing below ``F_concat`` trains and the branches run in inference mode, so
+    the concatenated branch outputs can be computed once per training set and the head trained
+    on them alone, at a fraction of the cost of running the branches at every step.
+
+    Parameters
+    ----------
+    model : keras.Model
+        From ``build_fusion_model(..., start="pretrained")``.
+
+    Returns
+    -------
+    features : keras.Model
+        The fusion model's inputs -> ``F_concat`` output, ``(batch, 232)`` (early, base size)
+        or ``(batch, 8)`` (late).
+    head : keras.Model
+        Input ``(batch, n_features)`` -> ``F_dense`` (early only) -> ``F_out``, ``(batch, 4)``
+        probabilities. It *shares* these layers with ``model``: training the head trains the
+        fusion model.
+
+    Notebook: notebooks/04_fusion.ipynb
+    """
+    names = {layer.name for layer in model.layers}
+    if not model.name.endswith("_pretrained") or "F_concat" not in names:
+        raise ValueError(f"model {model.name!r} is not a pre-trained fusion model "
+                         "(build_fusion_model(..., start='pretrained'))")
+    concat = model.get_layer("F_concat")
+    features = keras.Model(model.inputs, concat.output, name=f"{model.name}_features")
+    x = keras.Input(shape=(concat.output.shape[-1],), dtype="float32", name="F_input")
+    h = x
+    for name in ("F_dense", "F_out"):
+        if name in names:
+            h = model.get_layer(name)(h)
+    return features, keras.Model(x, h, name=f"{model.name}_head")
 
 
 # --------------------------------------------------------------------------------------------
@@ -472,8 +633,9 @@ def learning_rate(kind: str, start: str | None = None) -> tuple[float, int]:
 
     Parameters
     ----------
-    kind : {"unimodal", "text", "audio", "early", "late"}
-        ``"text"`` and ``"audio"`` are the unimodal models.
+    kind : {"unimodal", "text", "audio", "early", "late", "cross"}
+        ``"text"`` and ``"audio"`` are the unimodal models; ``"cross"`` the cross-modal
+        fusion (``build_crossmodal_model``, cold start only).
     start : {"cold", "pretrained", "warm"} or None
         Fusion start; ``None`` means ``"cold"``. Unimodal models only have ``"cold"``.
 
@@ -485,13 +647,13 @@ def learning_rate(kind: str, start: str | None = None) -> tuple[float, int]:
 
     Notebook: notebooks/03_unimodal.ipynb, notebooks/04_fusion.ipynb
     """
-    _check_choice(kind, ("unimodal", "text", "audio") + FUSION_KINDS, "kind")
+    _check_choice(kind, ("unimodal", "text", "audio") + FUSION_KINDS + (CROSS_KIND,), "kind")
     start = "cold" if start is None else start
     _check_choice(start, STARTS, "start")
     key = ("unimodal" if kind in ("text", "audio") else kind, start)
     if key not in LEARNING_RATES:
         raise ValueError(f"no learning rate for kind {kind!r} with start {start!r}: unimodal "
-                         "models are only trained from scratch (start='cold')")
+                         "and cross-modal models are only trained from scratch (start='cold')")
     return LEARNING_RATES[key]
 
 

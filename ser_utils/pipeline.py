@@ -27,7 +27,8 @@ __all__ = ["NOTEBOOKS", "execute_notebooks", "build_book", "run", "main"]
 
 log = logging.getLogger(__name__)
 
-NOTEBOOKS = ("00_data", "01_features", "02_folds", "03_unimodal", "04_fusion", "05_results")
+NOTEBOOKS = ("00_data", "01_features", "02_folds", "03_unimodal", "04_fusion", "05_results",
+             "06_inference")
 BOOK_FILES = ("_config.yml", "_toc.yml", "book")
 
 

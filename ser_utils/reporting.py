@@ -14,14 +14,15 @@ CLASSES = ("angry", "happy", "sad", "neutral")
 COLORS = {"angry": "#d62728", "happy": "#ff7f0e", "sad": "#1f77b4", "neutral": "#7f7f7f"}
 SYSTEM_NAMES = {"audio": "Audio", "glove": "GloVe", "bert": "BERT", "ef_cs": "EF-CS",
                 "ef_ws": "EF-WS", "ef_pt": "EF-PT", "lf_pt": "LF-PT", "lf_cs": "LF-CS",
-                "lf_ws": "LF-WS"}
+                "lf_ws": "LF-WS", "xf_cs": "XF-CS (cross-attention)"}
 CRITERION_NAMES = {"random": "RAND", "speaker": "SP", "speaker_script": "SP&SC",
                    "predefined": "predefined"}
 
 __all__ = ["save_figure", "plot_durations", "plot_contours", "utterance_stats",
            "plot_class_distributions", "pooled", "plot_text_projection", "plot_fold_study",
            "median_iqr_table", "plot_auc_boxes", "relative_gain", "plot_confusion",
-           "paper_table1", "plot_epoch_curves", "PAPER_GAINS",
+           "paper_table1", "plot_epoch_curves", "ci_table", "ci_notes",
+           "significance_table", "significance_summary", "PAPER_GAINS",
            "SYSTEM_NAMES", "CRITERION_NAMES"]
 
 
@@ -181,6 +182,117 @@ def median_iqr_table(scores: pd.DataFrame, *, index="system", columns=("uar", "a
         out = out.reindex([s for s in systems if s in out.index])
     out.index = [SYSTEM_NAMES.get(s, s) for s in out.index]
     return out
+
+
+_METRIC_FORMATS = {"uar": ("AvRec (%)", 100, ".1f"), "auc": ("AvAUC", 1, ".3f")}
+
+
+def _with_interval(est: float, low: float, high: float, metric: str, *, sign: str = "") -> str:
+    _, scale, fmt = _METRIC_FORMATS[metric]
+    est = f"{scale * est:{sign}{fmt}}"
+    if np.isnan(low) or np.isnan(high):
+        return f"{est} [no interval]"
+    return f"{est} [{scale * low:{sign}{fmt}}, {scale * high:{sign}{fmt}}]"
+
+
+def ci_table(ci: pd.DataFrame, *, systems=None, by=("dataset",)) -> pd.DataFrame:
+    """Table 1 with bootstrap intervals: "median [low, high]" per system, metric and corpus.
+
+    ``ci``: rows of :func:`ser_utils.metrics.bootstrap_ci` for one or both metrics (and several
+    corpora); AvRec in %, AvAUC to 3 decimals, one row per system (in the order of ``systems``,
+    absent ones dropped), a column block per metric and corpus.
+
+    Notebook: notebooks/05_results.ipynb
+    """
+    by = [b for b in by if b in ci.columns]
+    cells = ci.assign(
+        name=[_METRIC_FORMATS[m][0] for m in ci["metric"]],
+        cell=[_with_interval(e, lo, hi, m)
+              for e, lo, hi, m in zip(ci["estimate"], ci["low"], ci["high"], ci["metric"])])
+    out = cells.pivot_table(index="system", columns=["name"] + by, values="cell",
+                            aggfunc="first")
+    out = out.reindex(columns=[c for c in ("AvRec (%)", "AvAUC") if c in out.columns.levels[0]],
+                      level=0)
+    if systems is not None:
+        out = out.reindex([s for s in systems if s in out.index])
+    out.index = [SYSTEM_NAMES.get(s, s) for s in out.index]
+    out.columns.names = [None] * out.columns.nlevels
+    return out
+
+
+def ci_notes(ci: pd.DataFrame) -> str:
+    """Markdown, one line per corpus and note of :func:`ser_utils.metrics.bootstrap_ci` (too few
+    speakers, resamples skipped for lack of a class), naming the systems and metrics concerned.
+
+    Notebook: notebooks/05_results.ipynb
+    """
+    ci = ci if "dataset" in ci.columns else ci.assign(dataset="")
+    lines = []
+    for (name, note), sub in ci[ci["note"] != ""].groupby(["dataset", "note"], sort=False):
+        who = ("every system" if len(sub) == (ci["dataset"] == name).sum() else ", ".join(
+            f"{SYSTEM_NAMES.get(s, s)} {_METRIC_FORMATS[m][0].replace(' (%)', '')}"
+            for s, m in zip(sub["system"], sub["metric"])))
+        lines.append(f"* **{name}**: {note} ({who}).")
+    return "\n".join(lines) or "Every corpus has enough speakers; every resample has every emotion."
+
+
+def significance_table(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Fusion minus best single modality: difference [interval] and whether it is real.
+
+    ``pairs``: output of :func:`ser_utils.metrics.compare_to_best_single` (one or more
+    corpora). One row per corpus and fusion system; per metric the reference system, the
+    difference (AvRec in percentage points, AvAUC to 3 decimals) and "yes" when the interval
+    excludes 0 ("n/a": no interval).
+
+    Notebook: notebooks/05_results.ipynb
+    """
+    by = [c for c in ("dataset",) if c in pairs.columns]
+    rows = pairs.assign(
+        metric_name=[_METRIC_FORMATS[m][0].replace(" (%)", " (pp)") for m in pairs["metric"]],
+        vs=[SYSTEM_NAMES.get(r, r) for r in pairs["reference"]],
+        difference=[_with_interval(e, lo, hi, m, sign="+") for e, lo, hi, m in
+                    zip(pairs["estimate"], pairs["low"], pairs["high"], pairs["metric"])],
+        real=np.where(pairs["low"].isna(), "n/a", np.where(pairs["significant"], "yes", "no")),
+        system=[SYSTEM_NAMES.get(s, s) for s in pairs["system"]])
+    out = rows.pivot_table(index=by + ["system"], columns="metric_name",
+                           values=["vs", "difference", "real"], aggfunc="first")
+    out = out.reindex(pd.MultiIndex.from_frame(rows[by + ["system"]].drop_duplicates()))
+    out = out.swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False)
+    order = {"vs": 0, "difference": 1, "real": 2}
+    out = out[sorted(out.columns, key=lambda c: (-c[0].startswith("AvRec"), order[c[1]]))]
+    out.columns.names = [None, None]
+    return out
+
+
+def significance_summary(pairs: pd.DataFrame) -> str:
+    """Markdown, one line per corpus: for each metric, which fusion systems differ really from
+    the best single modality (interval excludes 0), in which direction, and which do not.
+
+    Notebook: notebooks/05_results.ipynb
+    """
+    def names(rows, with_diff):
+        return ", ".join(
+            f"{SYSTEM_NAMES.get(r.system, r.system)}"
+            + (f" ({_with_interval(r.estimate, r.low, r.high, r.metric, sign='+')})"
+               if with_diff else "") for r in rows.itertuples())
+
+    lines = []
+    groups = pairs.groupby("dataset", sort=False) if "dataset" in pairs.columns else []
+    for name, sub in groups:
+        parts = []
+        for metric, m in sub.groupby("metric", sort=False):
+            said = [f"{what} {names(rows, diff)}" for what, rows, diff in (
+                ("real gains for", m[m["significant"] & (m["estimate"] > 0)], True),
+                ("real losses for", m[m["significant"] & (m["estimate"] < 0)], True),
+                ("no real difference for", m[~m["significant"] & m["low"].notna()], False),
+                ("no interval for", m[m["low"].isna()], False)) if len(rows)]
+            ref = m["reference"].iloc[0]
+            parts.append(f"{_METRIC_FORMATS[metric][0].replace(' (%)', '')} against "
+                         f"{SYSTEM_NAMES.get(ref, ref)}: " + "; ".join(said))
+        notes = sorted(set(sub["note"]) - {""})
+        lines.append(f"* **{name}** — " + ". ".join(parts) + "."
+                     + (f" ({'; '.join(notes)}.)" if notes else ""))
+    return "\n".join(lines) or "No fusion system and single modality to compare."
 
 
 def plot_auc_boxes(scores: pd.DataFrame, *, systems, metric: str = "auc"):

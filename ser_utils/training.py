@@ -65,13 +65,17 @@ __all__ = [
 ]
 
 #: Systems of Table 1 (audio, glove, bert, ef_cs, ef_ws, ef_pt, lf_pt) plus the late-fusion
-#: cold and warm starts of the appendix. Fusion systems use the BERT text features (Sec. 4.3).
-SYSTEMS = ("audio", "glove", "bert", "ef_cs", "ef_ws", "ef_pt", "lf_cs", "lf_ws", "lf_pt")
+#: cold and warm starts of the appendix, and the cross-modal fusion before pooling (xf_cs, beyond
+#: the paper). Fusion systems use the BERT text features (Sec. 4.3).
+SYSTEMS = ("audio", "glove", "bert", "ef_cs", "ef_ws", "ef_pt", "lf_cs", "lf_ws", "lf_pt",
+           "xf_cs")
 UNIMODAL_SYSTEMS = ("audio", "glove", "bert")
-#: Fusion system -> (kind, start) of :func:`ser_utils.models.build_fusion_model`.
+#: Fusion system -> (kind, start) of :func:`ser_utils.models.build_fusion_model`; kind
+#: ``"cross"``: :func:`ser_utils.models.build_crossmodal_model`.
 FUSION_SYSTEMS = {
     "ef_cs": ("early", "cold"), "ef_ws": ("early", "warm"), "ef_pt": ("early", "pretrained"),
     "lf_cs": ("late", "cold"), "lf_ws": ("late", "warm"), "lf_pt": ("late", "pretrained"),
+    "xf_cs": ("cross", "cold"),
 }
 SIZES = ("small", "base", "large")
 #: Feature streams a system reads, in the model's input order ([text, audio] for fusion).
@@ -351,14 +355,25 @@ def _dataset(streams: list[list[np.ndarray]], y: np.ndarray | None = None,
 
 
 def _predict(model, streams: list[list[np.ndarray]]) -> np.ndarray:
-    """Class probabilities, shape (n, 4), rows in the order of ``streams``."""
+    """The model's outputs, shape (n, n_outputs) float64 (class probabilities for the
+    classifiers), rows in the order of ``streams``."""
     n = len(streams[0])
     order = np.argsort([len(s) for s in streams[-1]], kind="stable")  # little padding
     ds = _dataset([[seqs[i] for i in order] for seqs in streams],
                   batch_size=PREDICT_BATCH_SIZE)
-    proba = np.zeros((n, len(CLASSES)), dtype=np.float64)
-    proba[order] = model.predict(ds, verbose=0)
+    out = model.predict(ds, verbose=0)
+    proba = np.zeros(out.shape, dtype=np.float64)
+    proba[order] = out
     return proba
+
+
+def _dense_dataset(x: np.ndarray, y: np.ndarray, w: np.ndarray, *, batch_size: int, seed: int):
+    """Training batches of fixed-size inputs ``x`` (n, dim), reshuffled every epoch."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x.astype(np.float32), y, w.astype(np.float32)))
+    return (ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+            .batch(batch_size).prefetch(tf.data.AUTOTUNE))
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,23 +406,22 @@ def _build(system: str, size: str, dims: list[int], *, pretrained: Mapping[str, 
         # Sec. 2.3: PT / WS start from the unimodal models of the same fold and seed.
         text_model.load_weights(pretrained["bert"])
         audio_model.load_weights(pretrained["audio"])
-    model = M.build_fusion_model(text_model, audio_model, kind=kind, start=start)
+    if kind == M.CROSS_KIND:
+        model = M.build_crossmodal_model(text_model, audio_model, start=start)
+    else:
+        model = M.build_fusion_model(text_model, audio_model, kind=kind, start=start)
     return model, M.learning_rate(kind, start)
 
 
-def _compile(model, lr_warmup: tuple[float, int], *, n_batches: int,
-             jit_compile: bool | str = False) -> None:
+def _compile(model, lr_warmup: tuple[float, int], *, jit_compile: bool | str = False) -> None:
     import keras
 
     from . import models as M
 
     lr, warmup = lr_warmup
-    # several steps per call into TF save Python overhead on long epochs, but tracing the
-    # multi-step loop costs seconds: not worth it for a handful of batches
-    spe = STEPS_PER_EXECUTION if n_batches >= STEPS_PER_EXECUTION else 1
     model.compile(optimizer=M.make_optimizer(lr, warmup),
                   loss=keras.losses.SparseCategoricalCrossentropy(),
-                  steps_per_execution=spe, jit_compile=jit_compile)
+                  steps_per_execution=STEPS_PER_EXECUTION, jit_compile=jit_compile)
 
 
 def prediction_path(out_dir: str | os.PathLike, job: "Job") -> Path:
@@ -508,8 +522,11 @@ def _job_fold(job: Job, data: ExperimentData, folds, folds_dir) -> tuple[np.ndar
             raise FileNotFoundError(f"fold table {path} is missing: run notebooks/02_folds.ipynb "
                                     "first, or pass folds=")
         folds = _read_folds(str(path.resolve()), path.stat().st_mtime_ns, data)
-    elif isinstance(folds, Mapping):
-        folds = folds[job.criterion]
+    else:
+        if isinstance(folds, Mapping):
+            folds = folds[job.criterion]
+        # folds given by the caller get the same leakage checks as the written fold tables
+        F.check_folds(data.meta, [tuple(f[:2]) for f in folds], job.criterion)
     if job.fold >= len(folds):
         raise ValueError(f"job {job.stem}: fold {job.fold} does not exist "
                          f"({job.criterion} has {len(folds)} folds)")
@@ -569,21 +586,94 @@ def _private_default_seeds(seed: int):
         seed_generator.python_random = saved
 
 
-def _fit_model(job: Job, data: ExperimentData, train_idx, normaliser, *, pretrained,
-               epochs: int, batch_size: int, callbacks=(), jit_compile=False):
+#: Compiled models kept per process, by (system, size, input dims, XLA): a job whose system
+#: was trained before in the same process reuses that model with every variable reset,
+#: instead of tracing the train and predict steps again (seconds per job).
+_COMPILED: dict = {}
+_COMPILED_MAX = 4
+
+
+def _compiled_model(job: Job, data: ExperimentData, pretrained, *, jit_compile=False):
+    """The job's model, compiled, in the state a freshly built one has for ``job.seed``.
+
+    Returns ``(model, features, trained)``: the full model; for pre-trained fusion the frozen
+    feature extractor (:func:`ser_utils.models.pretrained_parts`), else None; and the model
+    that ``fit`` trains (the head for PT, else ``model``).
+
+    A fresh model is always built with the job's seed (and, for PT / WS, the unimodal weights):
+    it defines the initial state. When this process already compiled a model of the same
+    architecture, the fresh state is copied into it - weights, batch-normalisation statistics,
+    dropout seed states - and its optimizer state is zeroed (Adam moments, step counter), so
+    the job trains exactly as the fresh model would (``test_reused_model_trains_like_a_fresh_one``)
+    but without tracing TensorFlow functions again.
+    """
     import keras
 
-    keras.backend.clear_session()
+    from . import models as M
+
+    dims = _dims(job.system, data)
+    key = (job.system, job.size, tuple(dims), bool(jit_compile), STEPS_PER_EXECUTION)
+    with _private_default_seeds(job.seed):
+        fresh, lr = _build(job.system, job.size, dims, pretrained=pretrained)
+    if key in _COMPILED:
+        model, features, trained = _COMPILED[key]
+        for target, source in zip(model.variables, fresh.variables, strict=True):
+            target.assign(source)
+        for v in trained.optimizer.variables:
+            v.assign(np.zeros(v.shape, dtype=v.dtype))
+        return model, features, trained
+    if len(_COMPILED) >= _COMPILED_MAX:
+        _COMPILED.clear()
+        keras.backend.clear_session()
+        with _private_default_seeds(job.seed):  # rebuild: clear_session dropped its state
+            keras.utils.set_random_seed(job.seed)
+            fresh, lr = _build(job.system, job.size, dims, pretrained=pretrained)
+    model, features, trained = fresh, None, fresh
+    if job.system in FUSION_SYSTEMS and FUSION_SYSTEMS[job.system][1] == "pretrained":
+        # Sec. 2.3 PT: only the layers after the merge train; the frozen branches' outputs
+        # are computed once per job and the head is trained on them.
+        features, trained = M.pretrained_parts(model)
+    _compile(trained, lr, jit_compile=jit_compile)
+    _COMPILED[key] = (model, features, trained)
+    return model, features, trained
+
+
+def _fit_model(job: Job, data: ExperimentData, train_idx, normaliser, *, pretrained,
+               epochs: int, batch_size: int, callbacks=(), jit_compile=False, val_idx=None):
+    """Build and train the job's model on ``train_idx``; returns ``(model, history)``.
+
+    ``model`` takes the system's padded input sequences ([text, audio] for fusion) and gives
+    class probabilities. With ``val_idx``, the validation AvAUC after every epoch is in
+    ``history.history["val_auc"]`` (epoch selection).
+
+    Pre-trained (PT) fusion trains only the layers after the merge: the frozen branches'
+    outputs are computed once (:func:`ser_utils.models.pretrained_parts`) and the head is
+    trained on them, instead of running both branches at every step of every epoch.
+    """
+    import keras
+
+    from . import models as M
+
     # Sec. 4.1: one seed fixes weight initialisation, data order and dropout.
     keras.utils.set_random_seed(job.seed)
     streams = _inputs(job.system, data, train_idx, normaliser)
     y = _labels(data, train_idx)
     w = class_weights(y)[y]  # Sec. 3: cross-entropy weighted by inverse class frequency
-    ds = _dataset(streams, y, w, batch_size=batch_size, seed=job.seed)
-    with _private_default_seeds(job.seed):
-        model, lr = _build(job.system, job.size, _dims(job.system, data), pretrained=pretrained)
-    _compile(model, lr, n_batches=-(-len(train_idx) // batch_size), jit_compile=jit_compile)
-    history = model.fit(ds, epochs=epochs, verbose=0, callbacks=list(callbacks), shuffle=False)
+    val = None if val_idx is None else (_inputs(job.system, data, val_idx, normaliser),
+                                        data.meta["label"].to_numpy()[val_idx])
+    model, features, trained = _compiled_model(job, data, pretrained, jit_compile=jit_compile)
+    if features is not None:
+        ds = _dense_dataset(_predict(features, streams), y, w, batch_size=batch_size,
+                            seed=job.seed)
+        if val is not None:
+            val = (_predict(features, val[0]), val[1])
+    else:
+        ds = _dataset(streams, y, w, batch_size=batch_size, seed=job.seed)
+    auc = None if val is None else _auc_history()(*val)
+    callbacks = list(callbacks) if auc is None else [auc, *callbacks]
+    history = trained.fit(ds, epochs=epochs, verbose=0, callbacks=callbacks, shuffle=False)
+    if auc is not None:
+        history.history["val_auc"] = list(auc.auc)
     return model, history
 
 
@@ -688,12 +778,18 @@ def _auc_history():
     class AucHistory(keras.callbacks.Callback):
         """Validation AvAUC (Sec. 4.1) after every epoch, into ``logs["val_auc"]``."""
 
-        def __init__(self, streams, y_true):
+        def __init__(self, x, y_true):
             super().__init__()
-            self.streams, self.y_true, self.auc = streams, y_true, []
+            # x: the padded streams of the validation utterances, or an array of fixed-size
+            # inputs (the head of a pre-trained fusion model)
+            self.x, self.y_true, self.auc = x, y_true, []
 
         def on_epoch_end(self, epoch, logs=None):
-            auc = avg_auc(self.y_true, _predict(self.model, self.streams))
+            if isinstance(self.x, np.ndarray):
+                proba = self.model.predict(self.x, batch_size=PREDICT_BATCH_SIZE, verbose=0)
+            else:
+                proba = _predict(self.model, self.x)
+            auc = avg_auc(self.y_true, proba)
             self.auc.append(auc)
             if logs is not None:
                 logs["val_auc"] = auc
@@ -709,14 +805,13 @@ def _selection_run(job: Job, data, fit: np.ndarray, val: np.ndarray, *, protocol
     pretrained = _pretrained_files(job, pretrained_dir)
     fit, val, normaliser = _prepare_job(job, data, fit, val, pretrained=pretrained,
                                         what="validation")
-    cb = _auc_history()(_inputs(job.system, data, val, normaliser),
-                        data.meta["label"].to_numpy()[val])
     _, history = _fit_model(job, data, fit, normaliser, pretrained=pretrained,
-                            epochs=job.epochs, batch_size=batch_size, callbacks=[cb])
+                            epochs=job.epochs, batch_size=batch_size, val_idx=val)
     return [{"system": job.system, "size": job.size, "protocol": protocol, "fold": job.fold,
-             "seed": job.seed, "epoch": e, "loss": float(loss), "val_auc": auc,
+             "seed": job.seed, "epoch": e, "loss": float(loss), "val_auc": float(auc),
              "n_fit": len(fit), "n_val": len(val)}
-            for e, (loss, auc) in enumerate(zip(history.history["loss"], cb.auc), start=1)]
+            for e, (loss, auc) in enumerate(zip(history.history["loss"],
+                                                history.history["val_auc"]), start=1)]
 
 
 def select_epochs(system: str, data: ExperimentData | Mapping,

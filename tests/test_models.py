@@ -324,6 +324,148 @@ def test_keras_save_load_round_trip(tmp_path):
     assert schedule.get_config() == {"learning_rate": 7e-4, "warmup_steps": 40}
 
 
+# ---------------------------------------------------------------------------------- cross-modal
+X_LAYERS = {"X_mask", "X_attn", "X_attn_zero", "X_pool", "X_concat", "X_dense", "X_out"}
+
+
+def _cross(seed, *, start="cold", text_dim=TEXT_DIM, size="base"):
+    keras.utils.set_random_seed(seed)
+    return M.build_crossmodal_model(M.build_text_model(text_dim, size=size),
+                                    M.build_audio_model(AUDIO_DIM, size=size), start=start)
+
+
+def test_crossmodal_structure_shapes_and_parameters():
+    model = _cross(20, text_dim=768)
+    assert model.name == "cross_cold"
+    names = {layer.name for layer in model.layers}
+    assert X_LAYERS <= names
+    # the branches up to their pooled embeddings; the logits layers are not in the graph
+    assert {"L_T1", "L_T2", "L_T3", "L_T4", "L_A1", "L_A2_dropout", "L_A2", "L_A3"} <= names
+    assert not {"L_T5", "L_A4", "T_softmax", "A_softmax"} & names
+    assert [tuple(i.shape) for i in model.inputs] == [(None, None, 768), (None, None, AUDIO_DIM)]
+    attn = model.get_layer("X_attn")
+    assert isinstance(attn, keras.layers.MultiHeadAttention)
+    assert (attn.num_heads, attn.key_dim) == (4, 32)
+    assert attn.get_config()["kernel_initializer"]["class_name"] == "GlorotUniform"
+    # queries: the text sequence after L_T3; keys / values: the audio frames after L_A2
+    assert attn.input[0] is model.get_layer("L_T3_zero").output
+    assert attn.input[1] is model.get_layer("L_A2_zero").output
+    assert tuple(attn.output.shape) == (None, None, 128)  # back to the width of a token
+    assert tuple(model.get_layer("X_mask").output[0].shape) == (None, None, None)
+    assert model.get_layer("X_concat").output.shape[-1] == 128 + 128 + 104
+    # parameters: q (128 -> 4x32), k and v (104 -> 4x32), output (4x32 -> 128), with biases;
+    # X_dense 360 -> 128; X_out 128 -> 4
+    assert attn.count_params() == (128 * 128 + 128) + 2 * (104 * 128 + 128) + (128 * 128 + 128)
+    assert model.get_layer("X_dense").count_params() == 360 * 128 + 128
+    assert model.get_layer("X_out").count_params() == 128 * 4 + 4
+    early = M.build_fusion_model(M.build_text_model(768), M.build_audio_model(), kind="early",
+                                 start="cold")
+    assert model.count_params() - early.count_params() == (
+        attn.count_params() + (360 - 232) * 128)
+    # the heads scale with the model size (Sec. 4.1: half / twice the units)
+    assert _cross(21, size="small").get_layer("X_attn").key_dim == 16
+    assert _cross(21, size="large").get_layer("X_attn").key_dim == 64
+
+    rng = np.random.default_rng(22)
+    xt = _padded_batch(rng, [5, 2, 7], 768)
+    xa = _padded_batch(rng, [30, 11, 20], AUDIO_DIM)
+    probs = _predict(model, [xt, xa])
+    assert probs.shape == (3, M.N_CLASSES)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_cross_mask_layer():
+    query = np.array([[True, True, False]])
+    key = np.array([[True, False]])
+    pairs, rows = (keras.ops.convert_to_numpy(t) for t in M.CrossMask()([query, key]))
+    np.testing.assert_array_equal(pairs, [[[True, False], [True, False], [False, False]]])
+    np.testing.assert_array_equal(rows, [[True, True, False]])
+    _, rows = M.CrossMask()([query, np.array([[False, False]])])  # no valid frame at all
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(rows), [[False, False, False]])
+
+
+def test_crossmodal_zero_padding_does_not_change_output():
+    model = _cross(23)
+    _randomise(model, seed=24)  # non-zero biases: unmasked padded frames would change scores
+    pool = keras.Model(model.inputs, model.get_layer("X_pool").output)
+    rng = np.random.default_rng(25)
+    xt = _padded_batch(rng, [6, 1, 3, 9], TEXT_DIM)
+    xa = _padded_batch(rng, [25, 4, 13, 40], AUDIO_DIM)
+    reference, reference_pool = _predict(model, [xt, xa]), _predict(pool, [xt, xa])
+    assert np.isfinite(reference).all()
+    for extra_text, extra_audio in ((5, 0), (0, 7), (0, 100), (50, 3)):
+        x = [_pad(xt, extra_text), _pad(xa, extra_audio)]
+        np.testing.assert_allclose(_predict(model, x), reference, atol=1e-5)
+        np.testing.assert_allclose(_predict(pool, x), reference_pool, atol=1e-5)
+    assert np.ptp(reference, axis=0).max() > 1e-2
+    assert reference.max() < 0.99
+    # the attention sees the audio: other frames, other attended tokens
+    other = _predict(pool, [xt, xa * 1.5])
+    assert np.abs(other - reference_pool).max() > 1e-3
+    # an utterance without frames attends to nothing: its pooled attention is zero, finite
+    empty_audio = np.zeros((4, 3, AUDIO_DIM), "float32")
+    np.testing.assert_allclose(_predict(pool, [xt, empty_audio]), 0.0)
+    assert np.isfinite(_predict(model, [np.zeros_like(xt), empty_audio])).all()
+
+
+@pytest.mark.parametrize("start", M.STARTS)
+def test_crossmodal_training_step_updates_trainable_layers(start):
+    model = _cross(26, start=start)
+    if start != "cold":  # stand-in for loaded unimodal weights
+        _randomise(model, seed=27)
+    model.compile(optimizer=M.make_optimizer(1e-2, 0), loss="sparse_categorical_crossentropy",
+                  run_eagerly=True)
+    variables = {v.path: v.numpy().copy() for v in model.weights}
+    rng = np.random.default_rng(28)
+    xt = _padded_batch(rng, [3, 7, 5, 2, 6, 4, 1, 7], TEXT_DIM)
+    xa = _padded_batch(rng, [20, 9, 31, 15, 12, 40, 8, 25], AUDIO_DIM)
+    model.train_on_batch([xt, xa], rng.integers(0, M.N_CLASSES, size=8))
+    changed = {v.path for v in model.weights if not np.array_equal(variables[v.path], v.numpy())}
+    # every weight of the attention (query, key, value, output) gets a gradient
+    attn = {v.path for v in model.get_layer("X_attn").weights}
+    assert len(attn) == 8 and attn <= changed
+    assert {v.path for v in model.get_layer("X_dense").weights} <= changed
+    changed_layers = {layer.name for layer in model.layers
+                      if any(v.path in changed for v in layer.weights)}
+    branch = {layer.name for layer in model.layers if layer.weights} - X_LAYERS
+    expected = {"cold": branch, "pretrained": set(),
+                "warm": branch & {"L_T3", "L_T3_bn", "L_A2", "L_A2_bn"}}[start]
+    assert changed_layers == {"X_attn", "X_dense", "X_out"} | expected
+
+
+def test_crossmodal_save_load_round_trip(tmp_path):
+    model = _cross(29)
+    _randomise(model, seed=30)
+    model.compile(optimizer=M.make_optimizer(*M.learning_rate("cross", "cold")),
+                  loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(31)
+    xt = _padded_batch(rng, [4, 6], TEXT_DIM)
+    xa = _padded_batch(rng, [10, 17], AUDIO_DIM)
+    model.train_on_batch([xt, xa], np.array([0, 3]))
+    model.save(tmp_path / "cross_cold.keras")
+    loaded = keras.models.load_model(tmp_path / "cross_cold.keras")
+    assert isinstance(loaded.get_layer("X_mask"), M.CrossMask)
+    np.testing.assert_allclose(_predict(loaded, [xt, xa]), _predict(model, [xt, xa]), atol=1e-6)
+    # the loaded model still honours padding
+    np.testing.assert_allclose(_predict(loaded, [_pad(xt, 3), _pad(xa, 9)]),
+                               _predict(model, [xt, xa]), atol=1e-5)
+
+
+def test_crossmodal_arguments_and_learning_rate(branches):
+    text, audio = branches
+    with pytest.raises(ValueError, match="not a text branch"):
+        M.build_crossmodal_model(audio, text)
+    with pytest.raises(ValueError, match="'cold', 'pretrained', 'warm'"):
+        M.build_crossmodal_model(text, audio, start="hot")
+    with pytest.raises(ValueError, match="do not match one model size"):
+        M.build_crossmodal_model(M.build_text_model(TEXT_DIM, size="small"),
+                                 M.build_audio_model())
+    # trained like the other cold starts (Sec. 3: 7e-4, 40-step warm-up)
+    assert M.learning_rate("cross") == M.learning_rate("cross", "cold") == (7e-4, 40)
+    with pytest.raises(ValueError, match="only trained from scratch"):
+        M.learning_rate("cross", "warm")
+
+
 # ---------------------------------------------------------------------------------- optimiser
 def test_linear_warmup_schedule():
     schedule = M.LinearWarmup(7e-4, 40)

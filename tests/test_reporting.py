@@ -37,3 +37,70 @@ def test_relative_gain():
 def test_paper_table_is_empty_until_transcribed():
     table = reporting.paper_table1()
     assert "note" in table.columns  # never invented numbers
+
+
+def _ci():
+    # rows as metrics.bootstrap_ci writes them; msp has too few speakers for an interval
+    nan = float("nan")
+    return pd.DataFrame({
+        "dataset": ["iemocap", "iemocap", "iemocap", "msp"],
+        "system": ["audio", "ef_pt", "audio", "audio"],
+        "metric": ["uar", "uar", "auc", "uar"],
+        "estimate": [0.6123, 0.70, 0.8, 0.5], "low": [0.55, 0.64, 0.75, nan],
+        "high": [0.6649, 0.76, 0.85, nan], "note": ["", "", "", "only 2 test speaker(s)"]})
+
+
+def test_ci_table_layout():
+    table = reporting.ci_table(_ci(), systems=["ef_pt", "audio", "bert"])
+    assert list(table.index) == ["EF-PT", "Audio"]
+    assert table.loc["Audio", ("AvRec (%)", "iemocap")] == "61.2 [55.0, 66.5]"
+    assert table.loc["Audio", ("AvAUC", "iemocap")] == "0.800 [0.750, 0.850]"
+    assert table.loc["Audio", ("AvRec (%)", "msp")] == "50.0 [no interval]"
+    assert list(dict.fromkeys(table.columns.get_level_values(0))) == ["AvRec (%)", "AvAUC"]
+
+
+def _pairs():
+    nan = float("nan")
+    return pd.DataFrame({
+        "dataset": ["iemocap"] * 4 + ["msp"],
+        "metric": ["uar", "uar", "auc", "auc", "uar"],
+        "system": ["ef_pt", "lf_pt", "ef_pt", "lf_pt", "ef_pt"],
+        "reference": ["bert", "bert", "audio", "audio", "bert"],
+        "estimate": [0.05, 0.01, -0.02, 0.0, 0.1],
+        "low": [0.02, -0.01, -0.03, -0.01, nan], "high": [0.08, 0.03, -0.01, 0.01, nan],
+        "significant": [True, False, True, False, False],
+        "note": ["", "", "", "", "only 2 test speaker(s): no interval"]})
+
+
+def test_significance_table():
+    table = reporting.significance_table(_pairs())
+    assert list(table.index) == [("iemocap", "EF-PT"), ("iemocap", "LF-PT"), ("msp", "EF-PT")]
+    assert table.loc[("iemocap", "EF-PT"), ("AvRec (pp)", "difference")] == "+5.0 [+2.0, +8.0]"
+    assert table.loc[("iemocap", "EF-PT"), ("AvRec (pp)", "real")] == "yes"
+    assert table.loc[("iemocap", "LF-PT"), ("AvRec (pp)", "real")] == "no"
+    assert table.loc[("iemocap", "EF-PT"), ("AvAUC", "vs")] == "Audio"
+    assert table.loc[("iemocap", "EF-PT"), ("AvAUC", "difference")] \
+        == "-0.020 [-0.030, -0.010]"
+    assert table.loc[("msp", "EF-PT"), ("AvRec (pp)", "real")] == "n/a"
+
+
+def test_significance_summary_says_which_differences_are_real():
+    text = reporting.significance_summary(_pairs())
+    iemocap, msp = text.splitlines()
+    assert iemocap.startswith("* **iemocap**")
+    assert "AvRec against BERT: real gains for EF-PT (+5.0 [+2.0, +8.0]); " \
+           "no real difference for LF-PT" in iemocap
+    assert "AvAUC against Audio: real losses for EF-PT (-0.020 [-0.030, -0.010]); " \
+           "no real difference for LF-PT" in iemocap
+    assert "no interval for EF-PT" in msp and "only 2 test speaker(s)" in msp
+    assert "compare" in reporting.significance_summary(_pairs().iloc[:0])
+
+
+def test_ci_notes():
+    ci = _ci()
+    text = reporting.ci_notes(ci)
+    assert text == "* **msp**: only 2 test speaker(s) (every system)."
+    ci.loc[1, "note"] = "3 of 100 resamples lacked a class and were skipped"
+    assert "* **iemocap**: 3 of 100 resamples lacked a class and were skipped (EF-PT AvRec)." \
+        in reporting.ci_notes(ci).splitlines()
+    assert "enough speakers" in reporting.ci_notes(ci.assign(note=""))

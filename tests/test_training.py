@@ -108,6 +108,71 @@ def test_same_seed_same_predictions_other_seed_differs(setup):
     assert not np.allclose(other[list(PROBA_COLUMNS)], again[list(PROBA_COLUMNS)])
 
 
+def test_crossmodal_fusion_job(setup, tmp_path):
+    # xf_cs (fusion before pooling) runs through the same protocol as ef_cs: cold start, same
+    # folds and seed, lr 7e-4 with warm-up; reproducible like every other system.
+    assert T.FUSION_SYSTEMS["xf_cs"] == ("cross", "cold")
+    assert T.INPUTS["xf_cs"] == ("bert", "audio")
+    job = T.Job("xf_cs", "speaker", 0, 0, epochs=1, dataset="synthetic")
+    preds = T.train_job(job, setup["data"], out_dir=tmp_path, folds=setup["folds"])
+    test = setup["folds"][0][1]
+    assert list(preds.columns) == PRED_COLUMNS and (preds.system == "xf_cs").all()
+    assert preds.utt_id.tolist() == setup["meta"].utt_id.iloc[test].tolist()
+    proba = preds[list(PROBA_COLUMNS)].to_numpy()
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-5)
+    log = json.loads((tmp_path / "logs" / f"{job.stem}.json").read_text())
+    assert log["system"] == "xf_cs" and np.isfinite(log["final_loss"])
+    assert not (tmp_path / "models" / f"{job.stem}.weights.h5").exists()  # fusion: not kept
+    again = T.train_job(job, setup["data"], out_dir=tmp_path, folds=setup["folds"], write=False)
+    pd.testing.assert_frame_equal(again, preds)
+
+
+@pytest.mark.parametrize("system", ["audio", "ef_ws", "lf_pt"])
+def test_reused_model_trains_like_a_fresh_one(setup, system):
+    """A process reuses a compiled model for the next job of the same system (no retracing);
+    every variable is reset, so the job's predictions equal those of a freshly built model.
+    audio has dropout, ef_ws loads unimodal weights and fine-tunes part of them, lf_pt trains a
+    head on precomputed branch outputs; 2 epochs so that Adam's state and the warm-up count."""
+    kw = dict(out_dir=setup["out"], pretrained_dir=setup["out"], write=False)
+    job = T.Job(system, "speaker", 0, 0, epochs=2)
+    T._COMPILED.clear()
+    fresh = T.train_job(job, setup["data"], **kw)
+    other_seed = 5 if system == "audio" else 0  # PT / WS: unimodal models exist for seed 0
+    T.train_job(T.Job(system, "speaker", 0, other_seed, epochs=1), setup["data"], **kw)
+    assert any(key[0] == system for key in T._COMPILED)
+    reused = T.train_job(job, setup["data"], **kw)
+    pd.testing.assert_frame_equal(reused, fresh)
+
+
+def test_pretrained_fusion_trains_only_the_head(setup):
+    """PT: the branches keep their unimodal weights; the returned full model and the head on
+    precomputed branch outputs give the same probabilities."""
+    import keras
+    from ser_utils import models as M
+
+    data, (train, test) = setup["data"], setup["folds"][0]
+    job = T.Job("ef_pt", "speaker", 0, 0, epochs=2)
+    pretrained = T._pretrained_files(job, setup["out"])
+    train, test, norm = T._prepare_job(job, data, train, test, pretrained=pretrained)
+    model, history = T._fit_model(job, data, train, norm, pretrained=pretrained, epochs=2,
+                                  batch_size=8)
+    assert len(history.history["loss"]) == 2
+    audio = M.build_audio_model(36)
+    audio.load_weights(pretrained["audio"])
+    for name in ("L_A1", "L_A1_bn", "L_A2", "L_A2_bn"):
+        for a, b in zip(model.get_layer(name).get_weights(), audio.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    streams = T._inputs("ef_pt", data, test, norm)
+    features, head = M.pretrained_parts(model)
+    np.testing.assert_allclose(T._predict(model, streams),
+                               head.predict(T._predict(features, streams), verbose=0),
+                               atol=1e-5)
+    assert keras.layers.Dropout in {type(layer) for layer in model.layers}
+    assert all(layer.rate == 0 for layer in model.layers
+               if isinstance(layer, keras.layers.Dropout))
+
+
 def test_pretrained_fusion_needs_unimodal_models(setup, tmp_path):
     job = T.Job("ef_pt", "speaker", 1, 0, epochs=1)  # no unimodal models for fold 1
     with pytest.raises(FileNotFoundError, match=r"bert-base__speaker__fold1__seed0\.weights\.h5"):
@@ -201,3 +266,12 @@ def test_dask_cluster_matches_loky(setup, tmp_path):
     pd.testing.assert_frame_equal(score_predictions(local), score_predictions(remote))
     pd.testing.assert_frame_equal(local, remote)
     assert len(list((tmp_path / "dask" / "predictions").glob("*.parquet"))) == 2
+
+
+def test_caller_folds_are_checked_for_leakage(setup):
+    """Folds passed to train_job directly get the checks of the written fold tables."""
+    train, test = setup["folds"][0]
+    leaky = [(np.concatenate([train, test[:3]]), test)] + list(setup["folds"][1:])
+    with pytest.raises(T.LeakageError):
+        T.train_job(T.Job("glove", "speaker", 0, 0, epochs=1), setup["data"],
+                    out_dir=setup["out"], folds=leaky, write=False)

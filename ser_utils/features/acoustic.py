@@ -142,7 +142,10 @@ def read_audio(path: str | os.PathLike) -> np.ndarray:
     Any format libsndfile reads (WAV of any bit depth or float, FLAC, OGG, ...), any sample
     rate and channel count: channels are averaged (down-mix), the rate is converted with
     soxr's high-quality resampler, NaN/inf samples (only possible in float files) become 0
-    and samples are clipped to the int16 range openSMILE works in.
+    and samples are clipped to the int16 range openSMILE works in. A truncated file (its
+    header promises more samples than the file holds, e.g. an interrupted copy) gives the
+    samples that are there, as libsndfile reads them; a file with no readable header, or a
+    header but no sample, raises.
 
     Parameters
     ----------
@@ -205,9 +208,12 @@ def extract_lld(path: str | os.PathLike) -> pd.DataFrame:
     ``floor((16000 d - 512) / 160) + 1`` frames (about ``100 d``). A file shorter than one
     window is zero-padded to one window and gives exactly one frame.
 
-    Values in frames without voicing (including silence): F0 = jitter = shimmer = 0 and
-    logHNR = -100 (openSMILE's floor). In digital silence (all-zero samples) the MFCCs are 0.
-    All values are finite.
+    Values in frames without voicing (including silence and noise): F0 = jitter = shimmer = 0
+    and logHNR = -100 (openSMILE's floor). In digital silence (all-zero samples) the MFCCs
+    are 0 and loudness is a small constant (about 1e-3: openSMILE's floor of the mel power
+    spectrum after compression). All values are finite: any NaN/inf openSMILE might emit
+    becomes 0, and :class:`Normaliser` never divides by a zero spread, so silent or
+    unvoiced-only input reaches a model as finite numbers.
 
     Parameters
     ----------

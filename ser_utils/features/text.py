@@ -96,11 +96,14 @@ def clean_transcript(text) -> str:
 
     Notebook: notebooks/01_features.ipynb
 
+    Bytes are decoded as UTF-8, invalid sequences becoming U+FFFD (as the corpus loaders read
+    transcript files); BERT's tokeniser then drops U+FFFD and GloVe has no vector for it, so a
+    mis-encoded character costs that character only, never the transcript.
+
     Parameters
     ----------
-    text : str or None
-        A transcript. Anything that is not a ``str`` (``None``, ``NaN`` from a DataFrame ...)
-        gives ``""``.
+    text : str, bytes or None
+        A transcript. Anything else (``None``, ``NaN`` from a DataFrame ...) gives ``""``.
 
     Returns
     -------
@@ -112,6 +115,8 @@ def clean_transcript(text) -> str:
     >>> clean_transcript("  [LAUGHTER] Oh   my god.[BREATHING] ")
     'Oh my god.'
     """
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8", errors="replace")
     if not isinstance(text, str):
         return ""
     return _SPACE_RE.sub(" ", _TAG_RE.sub(" ", text)).strip()
