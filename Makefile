@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) bench/extract_acoustic.py
 	$(PY) bench/embed_text.py
 	$(PY) bench/train_grid.py
+	$(PY) bench/cached_rerun.py
 
 # A Jupyter kernel for the venv, so JupyterLab runs the notebooks with the pinned packages.
 kernel: $(STAMP)

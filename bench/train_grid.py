@@ -1,29 +1,26 @@
-"""Benchmark: cost of one training job per system, and an estimate of the ``paper`` profile.
+"""Benchmark: cost of one training job per system, and estimates of the ``quick`` and ``paper``
+profiles.
 
-Notebook: notebooks/03_unimodal.ipynb, notebooks/04_fusion.ipynb (Sec. 3 training protocol)
+Notebook: notebooks/02_folds.ipynb, 03_unimodal.ipynb, 04_fusion.ipynb (Sec. 3 protocol)
 
-For each system of Table 1 (audio, glove, bert, ef_cs, ef_ws, ef_pt, lf_pt) one job
-(fold 0, seed 0, base size, the IEMOCAP main criterion SP&SC) is trained for ``--epochs``
-epochs in this process with TensorFlow on one thread (as one process of a grid on ``--cores``
-cores). CPU time is measured (not wall time: the machine may be shared): per epoch (median of
-the epochs after the first) and the rest of the job (graph tracing, data preparation,
-prediction, files). From these the ``paper`` profile is estimated
-(``ser_utils.config.PROFILES["paper"]``):
-
-* IEMOCAP: 7 systems x 5 folds x 10 seeds, ``epochs`` each;
-* MSP-PODCAST: 7 systems x 1 split x 10 seeds (per-epoch cost scaled by its training-set size);
-* epoch selection: per system and corpus 5 seeds x 1 fold x ``max_epochs`` (validation
-  prediction after every epoch not counted);
-
-divided by the cores (jobs are independent processes, one TF thread each). ``--parallel``
-also runs two jobs at once through :func:`ser_utils.training.run_grid` to check that scaling.
+For every system (``training.SYSTEMS``) two jobs (fold 0, base size, the IEMOCAP main criterion
+SP&SC) are trained in this process with TensorFlow on one thread, as one process of a grid on
+``--cores`` cores: the first for ``--epochs`` epochs (it traces the train and predict steps),
+a second for one epoch with another seed (it reuses the compiled model, as a grid worker does
+for every later job of that system). CPU time is measured, not wall time (the machine may be
+shared): per epoch (median of the epochs after the first) and fixed (data preparation,
+prediction, files; tracing for the first job). The small and large audio and bert models of
+the fold study are timed the same way. From these, ``quick`` and ``paper``
+(``ser_utils.config.PROFILES``) are estimated - see :func:`profile_estimate` - divided by the
+cores (jobs are independent processes, one TF thread each). ``--parallel`` also runs two jobs
+at once through :func:`ser_utils.training.run_grid` to check that scaling.
 
 Data: the demo corpus's features when notebook 01 has written them
 (``results/*/iemocap_demo/features/features.json``), else synthetic data of the demo's size
 (2,000 utterances; LLDs 100-500 frames x 18; BERT 10-40 tokens x 384; GloVe x 50).
 
-    python bench/train_grid.py [--epochs 4] [--systems audio,bert,...] [--parallel]
-                               [--options] [--json out.json]
+    python bench/train_grid.py [--epochs 3] [--systems audio,bert,...] [--no-sizes]
+                               [--parallel] [--options] [--json out.json]
 """
 from __future__ import annotations
 
@@ -137,37 +134,74 @@ def timed_job(job, data, out, folds, **kw) -> tuple[float, float]:
     return total, per_epoch
 
 
-def paper_estimate(table: pd.DataFrame, *, n_train: int, n_folds: int, msp_train: int,
-                   cores: int) -> dict:
-    """Core-hours of the ``paper`` profile from per-system per-epoch and fixed costs."""
-    prof = PROFILES["paper"]
-    n_seeds = len(prof.seeds)
+def job_costs(system: str, size: str, data, out, folds, *, epochs: int) -> dict:
+    """Per-epoch and fixed CPU seconds of a system: the first job of a process (traces the
+    train / predict steps) and a later one (reuses the compiled model, seed changed)."""
+    criterion = next(iter(folds))
+    total, per_epoch = timed_job(T.Job(system, criterion, 0, 0, size=size, epochs=epochs),
+                                 data, out, folds)
+    first_fixed = max(total - epochs * per_epoch, 0.0)
+    # PT / WS load the unimodal models of the same seed: vary the epochs instead of the seed
+    seed = 0 if system in T.FUSION_SYSTEMS and T.FUSION_SYSTEMS[system][1] != "cold" else 1
+    again, _ = timed_job(T.Job(system, criterion, 0, seed, size=size, epochs=1), data, out,
+                         folds)
+    return {"system": system, "size": size, "per_epoch_s": per_epoch,
+            "first_fixed_s": first_fixed, "fixed_s": max(again - per_epoch, 0.0),
+            f"job_{epochs}ep_s": total}
+
+
+def profile_estimate(name: str, costs: pd.DataFrame, *, n_train: int, n_folds: int,
+                     msp_train: int, cores: int) -> dict:
+    """Core-hours of a profile (notebooks 02-04 on both demo corpora) from measured costs.
+
+    Jobs: IEMOCAP folds x seeds and MSP-PODCAST 1 split x seeds for the unimodal systems and
+    the profile's fusion systems (``epochs`` each: the epoch search's outcome is not known in
+    advance); epoch selection (``selection_seeds`` x ``selection_folds`` runs of
+    ``max_epochs`` on ~80 % of the training part, per system and corpus); the fold study of
+    notebook 02 (IEMOCAP: 3 criteria x small / large x folds x ``fold_study_seeds``, audio
+    and bert, ``fold_study_epochs``). Every job pays the fixed cost of a reused model.
+    """
+    prof = PROFILES[name]
+    base = costs[costs["size"] == "base"].set_index("system")
+    systems = [s for s in (*UNIMODAL, *prof.fusion_systems) if s in base.index]
+    missing = sorted(set((*UNIMODAL, *prof.fusion_systems)) - set(systems))
     msp_ratio = msp_train / n_train
-    job = table.fixed_s + prof.epochs * table.per_epoch_s
-    iemocap = (job * n_folds * n_seeds).sum()
-    msp_total = ((table.fixed_s + prof.epochs * table.per_epoch_s * msp_ratio) * n_seeds).sum()
-    selection_runs = len(prof.selection_seeds) * prof.selection_folds
-    # inner split: ~80 % of the training part is fitted
-    selection = ((table.fixed_s + prof.max_epochs * table.per_epoch_s * 0.8) * selection_runs
-                 ).sum() * (1 + msp_ratio)
-    total = iemocap + msp_total + selection
-    print(f"\nper job ({prof.epochs} epochs): " +
-          ", ".join(f"{s} {v:.0f} s" for s, v in job.items()))
-    print(f"paper profile estimate: IEMOCAP {iemocap / 3600:.2f} core-h "
-          f"({len(table)} x {n_folds} x {n_seeds} jobs), MSP {msp_total / 3600:.2f} core-h "
-          f"(train set x{msp_ratio:.2f}), epoch selection {selection / 3600:.2f} core-h -> "
-          f"{total / cores / 60:.0f} min on {cores} cores (goal: <= 30 min)")
-    return {"jobs": int(len(table) * n_seeds * (n_folds + 1)), "epochs_per_job": prof.epochs,
-            "job_core_s": job.to_dict(),
-            "iemocap_core_s": iemocap, "msp_core_s": msp_total, "selection_core_s": selection,
-            "total_core_h": total / 3600, f"wall_min_on_{cores}_cores": total / cores / 60}
+    n_seeds = len(prof.seeds)
+
+    def job(table, epochs, scale=1.0):
+        return table["fixed_s"] + epochs * table["per_epoch_s"] * scale
+
+    b = base.loc[systems]
+    iemocap = (job(b, prof.epochs) * n_folds * n_seeds).sum()
+    msp = (job(b, prof.epochs, msp_ratio) * n_seeds).sum()
+    runs = len(prof.selection_seeds) * prof.selection_folds
+    selection = 0.0
+    if prof.select_epochs:
+        selection = (job(b, prof.max_epochs, 0.8) * runs).sum() * (1 + msp_ratio)
+    study = costs[costs["system"].isin(["audio", "bert"]) & costs["size"].isin(["small", "large"])]
+    fold_study = (job(study, prof.fold_study_epochs) * 3 * n_folds
+                  * len(prof.fold_study_seeds)).sum()
+    total = iemocap + msp + selection + fold_study
+    parts = {"iemocap_core_s": iemocap, "msp_core_s": msp, "selection_core_s": selection,
+             "fold_study_core_s": fold_study}
+    print(f"{name} profile ({len(systems)} systems, {n_seeds} seeds, {prof.epochs} epochs per "
+          f"job): " + ", ".join(f"{k.split('_core')[0]} {v / 3600:.2f}" for k, v in parts.items())
+          + f" core-h -> {total / cores / 60:.0f} min on {cores} cores"
+          + (f" (not measured, left out: {missing})" if missing else ""))
+    return {**parts, "systems": systems, "total_core_h": total / 3600,
+            f"wall_min_on_{cores}_cores": total / cores / 60}
+
+
+UNIMODAL = ("audio", "glove", "bert")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--epochs", type=int, default=4, help="epochs of each timed job")
-    ap.add_argument("--systems", default=",".join(TABLE1_SYSTEMS),
+    ap.add_argument("--epochs", type=int, default=3, help="epochs of each timed job")
+    ap.add_argument("--systems", default=",".join(T.SYSTEMS),
                     help="comma-separated; empty: only the --parallel / --options checks")
+    ap.add_argument("--no-sizes", action="store_true",
+                    help="skip the small / large audio and bert jobs of the fold study")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--synthetic", action="store_true", help="ignore the demo's features")
     ap.add_argument("--parallel", action="store_true", help="also time 2 jobs at once")
@@ -203,21 +237,26 @@ def main(argv=None):
     t = time.perf_counter()
     timed_job(T.Job("glove", criterion, 0, 99, epochs=1), data, out, folds)
     warmup = time.perf_counter() - t
-    print("CPU seconds per job (TF on 1 thread):")
+    print("CPU seconds per job (TF on 1 thread); fixed = data, prediction, files, and for the "
+          "first job of a system in a process also tracing:")
     rows = []
-    for system in order:
-        total, per_epoch = timed_job(T.Job(system, criterion, 0, 0, epochs=args.epochs),
-                                     data, out, folds)
-        fixed = max(total - args.epochs * per_epoch, 0.0)
-        rows.append({"system": system, "per_epoch_s": per_epoch, "fixed_s": fixed,
-                     f"job_{args.epochs}ep_s": total})
-        print(f"  {system:6s} {args.epochs} epochs {total:6.1f} s = {per_epoch:5.1f} s/epoch "
-              f"+ {fixed:4.1f} s fixed (tracing, data, prediction, files)", flush=True)
-        rows[-1]["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    table = pd.DataFrame(rows).set_index("system") if rows else None
-    estimate = paper_estimate(table, n_train=len(train), n_folds=len(folds[criterion]),
-                              msp_train=msp_train, cores=args.cores) if rows else None
-
+    sizes = [(s, "base") for s in order]
+    if not args.no_sizes:
+        sizes += [(s, z) for z in ("small", "large") for s in ("audio", "bert")]
+    for system, size in sizes:
+        row = job_costs(system, size, data, out, folds, epochs=args.epochs)
+        rows.append(row)
+        print(f"  {system:6s} {size:5s} {row['per_epoch_s']:5.2f} s/epoch + fixed "
+              f"{row['first_fixed_s']:4.1f} s (first job) / {row['fixed_s']:4.1f} s (later jobs)",
+              flush=True)
+    costs = pd.DataFrame(rows) if rows else None
+    estimates = {}
+    if costs is not None:
+        for name in ("quick", "paper"):
+            estimates[name] = profile_estimate(name, costs, n_train=len(train),
+                                               n_folds=len(folds[criterion]),
+                                               msp_train=msp_train, cores=args.cores)
+    table = costs.set_index("system") if costs is not None else None
     extra = {}
     if args.parallel:
         jobs = [T.Job("bert", criterion, 0, s, epochs=args.epochs) for s in (10, 11)]
@@ -228,7 +267,8 @@ def main(argv=None):
         t = time.perf_counter()
         T.run_grid(jobs, files, out_dir=tmp / "par", n_jobs=2, folds=folds, progress=False)
         warm = time.perf_counter() - t
-        single = (table.loc["bert", f"job_{args.epochs}ep_s"]
+        single = (float(table.loc[(table.index == "bert") & (table["size"] == "base"),
+                                  f"job_{args.epochs}ep_s"].iloc[0])
                   if table is not None and "bert" in table.index else np.nan)
         extra["parallel"] = {"two_jobs_cold_workers_s": cold, "two_jobs_warm_workers_s": warm,
                              "one_job_in_process_s": single}
@@ -256,8 +296,8 @@ def main(argv=None):
             "data": source, "n_utterances": len(data.meta), "n_train_fold0": len(train),
             "mean_audio_frames": float(lengths.mean()), "threads_per_job": 1,
             "batch_size": T.BATCH_SIZE,
-            "per_system": table.reset_index().to_dict("records") if table is not None else [],
-            "paper_estimate": estimate, "peak_rss_mb": peak, **extra}, indent=2))
+            "per_system": costs.to_dict("records") if costs is not None else [],
+            "estimates": estimates, "peak_rss_mb": peak, **extra}, indent=2))
 
 
 if __name__ == "__main__":

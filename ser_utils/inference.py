@@ -40,7 +40,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import logging
 import os
 import platform
 import shutil
@@ -57,8 +56,6 @@ from .features.cache import config_hash, write_json
 from .features.text import clean_transcript
 from .metrics import CLASSES
 
-log = logging.getLogger(__name__)
-
 __all__ = [
     "MODEL_FILE",
     "AUDIO_MODEL_FILE",
@@ -70,6 +67,7 @@ __all__ = [
     "fit_for_export",
     "train_and_export",
     "best_fusion_system",
+    "check_against_stage",
     "demo_utterances",
     "cli_command",
 ]
@@ -145,6 +143,8 @@ def _pad(seqs: Sequence[np.ndarray]) -> np.ndarray:
 
 def _proba(model, streams: list[list[np.ndarray]], *, batch_size: int = BATCH_SIZE) -> np.ndarray:
     """Model outputs, shape (n, n_classes), for per-utterance input streams (model order)."""
+    import keras
+
     n = len(streams[0])
     out = np.zeros((n, int(model.outputs[0].shape[-1])), dtype=np.float64)
     # the models ignore zero padding (masked), so batching by length only saves time
@@ -152,7 +152,9 @@ def _proba(model, streams: list[list[np.ndarray]], *, batch_size: int = BATCH_SI
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
         xs = [_pad([seqs[i] for i in idx]) for seqs in streams]
-        out[idx] = np.asarray(model.predict_on_batch(xs if len(xs) > 1 else xs[0]))
+        # an eager call: predict_on_batch would trace a new graph for every new batch shape
+        y = model(xs if len(xs) > 1 else xs[0], training=False)
+        out[idx] = keras.ops.convert_to_numpy(y)
     return out
 
 
@@ -755,7 +757,8 @@ def train_and_export(settings, dataset, *, system: str | None = None, fold: int 
     fold, seed, size
         The job (fold of the dataset's main criterion).
     out_dir : path, optional
-        Default ``results/<profile>/<dataset>/inference/<system>-<size>__<criterion>__fold<k>__seed<s>``.
+        Default ``results/<profile>/<dataset>/inference/<stem>``, the job's file stem
+        (``<system>-<size>__<criterion>__fold<k>__seed<s>``).
     overwrite : bool
         Retrain and replace an existing export.
 
@@ -793,6 +796,45 @@ def train_and_export(settings, dataset, *, system: str | None = None, fold: int 
                         audio_model=fitted.audio_model, audio_normaliser=fitted.audio_normaliser,
                         provenance={**fitted.provenance, "profile": settings.profile.name},
                         overwrite=True)
+
+
+def check_against_stage(settings, dataset, predictor: Predictor, *,
+                        limit: int = 50) -> pd.Series:
+    """Whether an export made by :func:`train_and_export` reproduces the run behind Table 1.
+
+    Runs ``predictor`` from the recordings and transcripts of (at most ``limit``) test
+    utterances of its fold, and compares with the probabilities the training stage saved for
+    the same job. Utterances with an empty transcript are left out (the stage fed the fusion
+    model an empty text; a predictor answers them with the audio model).
+
+    Returns
+    -------
+    pandas.Series
+        ``utterances``, ``max_abs_diff`` (largest difference of a probability),
+        ``same_class`` (share with the same predicted class); empty if the stage saved no
+        predictions for the job.
+
+    Notebook: notebooks/06_inference.ipynb
+    """
+    from . import experiment
+
+    prov = predictor.spec.get("provenance", {})
+    stage = "unimodal" if predictor.system == "audio" else "fusion"
+    path = settings.stage_dir(dataset, stage) / "predictions" / f"{prov.get('stem')}.parquet"
+    if not path.is_file():
+        return pd.Series(dtype=object, name="export vs stage")
+    saved = pd.read_parquet(path)
+    meta = experiment.load_utterances(settings, dataset).set_index("utt_id")
+    saved = saved[meta.loc[saved["utt_id"], "text"].map(clean_transcript).ne("").to_numpy()]
+    saved = saved.head(limit)
+    ours = predictor.predict_batch(meta.loc[saved["utt_id"], "path"],
+                                   meta.loc[saved["utt_id"], "text"])
+    cols = predictor.proba_columns
+    diff = np.abs(ours[cols].to_numpy() - saved[cols].to_numpy())
+    same = ours["predicted"].to_numpy() == np.asarray(predictor.classes)[
+        saved[cols].to_numpy().argmax(axis=1)]
+    return pd.Series({"utterances": len(saved), "max_abs_diff": float(diff.max()),
+                      "same_class": float(same.mean())}, name="export vs stage", dtype=object)
 
 
 def demo_utterances(settings, dataset, *, fold: int = 0, per_class: int = 1,

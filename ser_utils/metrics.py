@@ -308,6 +308,8 @@ def _bootstrap_runs(preds: pd.DataFrame, speakers, *, by: Sequence[str], metric:
         else np.full((n_boot, n_spk), np.nan)
     weights = np.vstack([np.ones(n_spk), weights])  # row 0: the full test set
     y_all = pd.Categorical(preds["label"].astype(str), categories=CLASSES).codes
+    if (y_all < 0).any():
+        raise ValueError(f"labels outside {CLASSES}: {sorted(set(preds['label']) - set(CLASSES))}")
     proba_all = preds[list(PROBA_COLUMNS)].to_numpy(np.float64)
     runs: dict = {}
     keys = list(by) + ["seed"]

@@ -524,9 +524,8 @@ def build_crossmodal_model(text_model: keras.Model, audio_model: keras.Model, *,
     mixture of the frames it matched) is pooled by a masked mean and joined to the two pooled
     branch embeddings, so the model contains the early fusion's input and can only add to it::
 
-        L_T3 (batch, T_text, 128) ─ queries ─┐
-        L_A2 (batch, T_audio, 104) ─ keys, values ─ X_attn (4 heads x 32) -> (batch, T_text, 128)
-             -> X_attn_zero -> X_pool (masked mean, 128)
+        queries: L_T3 tokens (batch, T_text, 128); keys, values: L_A2 frames (batch, T_audio, 104)
+          -> X_attn (4 heads x 32) -> (batch, T_text, 128) -> X_attn_zero -> X_pool (128)
         concat(X_pool, L_T4, L_A3) (360) -> X_dense (128, ReLU) -> X_out (4, softmax)
 
     Nothing tells a token where in time it was spoken (there is no forced alignment and no

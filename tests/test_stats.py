@@ -194,6 +194,8 @@ def test_bad_inputs_raise():
                          n_boot=10)
     with pytest.raises(ValueError, match="metric"):
         bootstrap_ci(preds, utts, metric="f1", n_boot=10)
+    with pytest.raises(ValueError, match="labels outside"):
+        bootstrap_ci(preds.assign(label="frustrated"), utts, n_boot=10)
 
 
 def test_compare_to_best_single():
