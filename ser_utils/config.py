@@ -89,6 +89,7 @@ class Settings:
     n_workers: int
     text_model: str
     glove_vectors: str
+    scheduler: str = ""  # a Dask scheduler address: training and acoustic extraction go there
 
     def dataset(self, name: str) -> Dataset:
         """The run's dataset called ``name``; a ValueError lists the valid names otherwise."""
@@ -127,7 +128,8 @@ def _abs(path: str | os.PathLike) -> Path:
 def resolve(*, profile: str = "quick", data_dir: str = "data", results_dir: str = "results",
             cache_dir: str = "cache/features", iemocap_root: str = "", msp_root: str = "",
             manifest: str = "", manifest_name: str = "custom", use_demo: bool = True,
-            n_workers: int = 0, text_model: str = "auto", glove_vectors: str = "auto") -> Settings:
+            n_workers: int = 0, text_model: str = "auto", glove_vectors: str = "auto",
+            scheduler: str = "") -> Settings:
     """Validate notebook parameters and resolve them into :class:`Settings`.
 
     Args:
@@ -136,6 +138,9 @@ def resolve(*, profile: str = "quick", data_dir: str = "data", results_dir: str 
             corpus generated under ``data_dir`` (when ``use_demo``).
         manifest: a CSV manifest of any other corpus (``path,label`` at least); empty → none.
         n_workers: feature-extraction processes; 0 → all cores.
+        scheduler: a Dask distributed scheduler address (``tcp://host:port``); empty → local
+            processes. Training grids, epoch selection and openSMILE extraction then run on
+            that cluster, with the same results as locally.
         text_model: BERT model for the text branch (``auto``, a local path or a cached hub name).
         glove_vectors: a GloVe text file or ``auto`` (bundled 6B-50d stand-in).
 
@@ -145,6 +150,9 @@ def resolve(*, profile: str = "quick", data_dir: str = "data", results_dir: str 
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
     prof = PROFILES[profile]
+    if scheduler and "://" not in str(scheduler):
+        raise ValueError(f"scheduler must be a Dask scheduler address like 'tcp://host:8786', "
+                         f"got {scheduler!r}; leave it empty to use local processes")
     # A demo of another size gets its own folder, so a smoke run never replaces the full demo.
     demo_dir = _abs(data_dir)
     if prof.demo_scale != 1.0:
@@ -170,4 +178,5 @@ def resolve(*, profile: str = "quick", data_dir: str = "data", results_dir: str 
     return Settings(profile=prof, data_dir=demo_dir,
                     results_dir=_abs(results_dir) / profile, cache_dir=_abs(cache_dir),
                     datasets=tuple(datasets), n_workers=n_workers or (os.cpu_count() or 1),
+                    scheduler=str(scheduler),
                     text_model=text_model, glove_vectors=glove_vectors)

@@ -19,6 +19,7 @@ openSMILE must not share a process with it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -40,6 +41,20 @@ def _progress() -> bool:
 
 __all__ = ["prepare_data", "load_utterances", "prepare_features", "feature_files",
            "main_criterion", "prepare_folds", "fold_summary", "load_folds", "run_systems", "load_predictions"]
+
+
+@contextlib.contextmanager
+def _cluster(settings: Settings):
+    """The joblib backend for feature extraction: ``"dask"`` (with a client of
+    ``settings.scheduler`` active) when a scheduler is given, else None (local processes)."""
+    if not settings.scheduler:
+        yield None
+        return
+    from distributed import Client
+
+    # the default client while it is open: joblib's dask backend finds it there
+    with Client(settings.scheduler):
+        yield "dask"
 
 
 # -- 00 data ----------------------------------------------------------------------------------
@@ -90,8 +105,10 @@ def prepare_features(settings: Settings, dataset: str | Dataset, df: pd.DataFram
 
     name = dataset.name if isinstance(dataset, Dataset) else dataset
     cache = settings.cache_dir
-    audio = features.extract_acoustic(df, dataset=name, cache_dir=cache,
-                                      n_workers=settings.n_workers, progress=_progress())
+    with _cluster(settings) as backend:  # openSMILE on the Dask cluster when one is given
+        audio = features.extract_acoustic(df, dataset=name, cache_dir=cache,
+                                          n_workers=settings.n_workers, backend=backend,
+                                          progress=_progress())
     bert = features.extract_text(df, dataset=name, encoder="bert", model=settings.text_model,
                                  cache_dir=cache, progress=_progress())
     glove = features.extract_text(df, dataset=name, encoder="glove",
@@ -242,6 +259,7 @@ def choose_epochs(settings: Settings, dataset, systems, folds, *, stage: str, cr
                 system, data, folds[:prof.selection_folds], seeds=prof.selection_seeds,
                 max_epochs=prof.max_epochs, size=size, criterion=criterion,
                 pretrained_dir=pretrained_dir, n_jobs=settings.n_workers,
+                scheduler=settings.scheduler or None,
                 progress=_progress())
             chosen[system] = int(best)
             curves.append(curve.assign(system=system))
@@ -279,7 +297,8 @@ def run_systems(settings: Settings, dataset, systems, *, stage: str, criterion: 
             for s in systems for k in range(len(folds)) for seed in seeds]
     return training.run_grid(jobs, _data_files(settings, dataset),
                              out_dir=settings.stage_dir(dataset, stage), n_jobs=n_jobs,
-                             pretrained_dir=pretrained_dir, progress=_progress())
+                             pretrained_dir=pretrained_dir, progress=_progress(),
+                             scheduler=settings.scheduler or None)
 
 
 def load_predictions(settings: Settings, dataset, stage: str) -> pd.DataFrame:

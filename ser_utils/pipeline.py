@@ -35,12 +35,14 @@ BOOK_FILES = ("_config.yml", "_toc.yml", "book")
 def notebook_parameters(*, profile: str, data_dir: str, results_dir: str, cache_dir: str,
                         iemocap_root: str = "", msp_root: str = "", manifest: str = "",
                         manifest_name: str = "custom", use_demo: bool = True, n_workers: int = 0,
-                        text_model: str = "auto", glove_vectors: str = "auto") -> dict:
+                        text_model: str = "auto", glove_vectors: str = "auto",
+                        scheduler: str = "") -> dict:
     """The parameters passed to every notebook (validated here, before any work starts)."""
     params = dict(profile=profile, data_dir=str(data_dir), results_dir=str(results_dir),
                   cache_dir=str(cache_dir), iemocap_root=str(iemocap_root), msp_root=str(msp_root),
                   manifest=str(manifest), manifest_name=manifest_name, use_demo=use_demo,
-                  n_workers=n_workers, text_model=text_model, glove_vectors=glove_vectors)
+                  n_workers=n_workers, text_model=text_model, glove_vectors=glove_vectors,
+                  scheduler=str(scheduler))
     resolve(**params)  # raises with the valid values listed
     return params
 
@@ -126,6 +128,8 @@ def main(argv=None) -> int:
     p.add_argument("--n-workers", type=int, default=0, help="feature extraction processes (0: all cores)")
     p.add_argument("--text-model", default="auto", help="BERT model: auto, a local path or a cached hub name")
     p.add_argument("--glove-vectors", default="auto", help="GloVe text file, or auto (bundled 6B-50d)")
+    p.add_argument("--scheduler", default="",
+                   help="Dask scheduler address (tcp://host:8786): train and extract on that cluster")
     args = vars(p.parse_args(argv))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -821,7 +821,7 @@ def select_epochs(system: str, data: ExperimentData | Mapping,
                   pretrained_dir: str | os.PathLike | None = None,
                   batch_size: int = BATCH_SIZE, n_jobs: int | None = 1,
                   threads: int | None = None, val_fraction: float = 0.2,
-                  progress: bool = False) -> tuple[int, pd.DataFrame]:
+                  progress: bool = False, scheduler=None) -> tuple[int, pd.DataFrame]:
     """Number of training epochs of a system, the paper's way (Sec. 3).
 
     Trains for ``max_epochs`` on each given fold from each seed, records the validation AvAUC
@@ -866,6 +866,9 @@ def select_epochs(system: str, data: ExperimentData | Mapping,
         Share of training speakers held out by the inner split.
     progress : bool
         Show a tqdm progress bar over the (fold, seed) runs.
+    scheduler : str or distributed.Client, optional
+        A Dask scheduler address or client: the runs go to that cluster (as in
+        :func:`run_grid`; ``n_jobs`` is then the number of parallel runs, default all).
 
     Returns
     -------
@@ -922,28 +925,62 @@ def select_epochs(system: str, data: ExperimentData | Mapping,
                       epochs=int(max_epochs))
             _pretrained_files(job, pretrained_dir)  # fail now, not in a worker
             runs.append((job, fit, val))
-    n_jobs = (os.cpu_count() or 1) if n_jobs is None else n_jobs
     kw = {"protocol": protocol, "pretrained_dir": pretrained_dir, "batch_size": batch_size}
     bar = tqdm(total=len(runs), disable=not progress, desc=f"epochs of {system}", unit="run")
     rows = []
-    if n_jobs != 1 and len(runs) > 1:
-        # workers read the files (cached per process) rather than receiving the data
-        ref = files if files is not None else data
-        calls = (joblib.delayed(_selection_run)(job, ref, fit, val, threads=1, **kw)
-                 for job, fit, val in runs)
-        for out in joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")(calls):
-            rows += out
-            bar.update()
-    else:
-        for job, fit, val in runs:
-            rows += _selection_run(job, data, fit, val, threads=threads, **kw)
-            bar.update()
+    remote = scheduler is not None and scheduler != ""
+    with _parallel(n_jobs if (len(runs) > 1 or remote) else 1,
+                   scheduler=scheduler) as (parallel, _):
+        if parallel:
+            # workers read the files (cached per process) rather than receiving the data
+            ref = files if files is not None else data
+            calls = (joblib.delayed(_selection_run)(job, ref, fit, val, threads=1, **kw)
+                     for job, fit, val in runs)
+            for out in joblib.Parallel(return_as="generator_unordered")(calls):
+                rows += out
+                bar.update()
+        else:
+            for job, fit, val in runs:
+                rows += _selection_run(job, data, fit, val, threads=threads, **kw)
+                bar.update()
     bar.close()
     curves = pd.DataFrame(rows).sort_values(["fold", "seed", "epoch"], ignore_index=True)
     per_seed = curves.groupby(["seed", "epoch"])["val_auc"].mean()
     median = per_seed.groupby("epoch").median()
     best = int(median.idxmax())  # idxmax: the first (fewest epochs) of equal maxima
     return best, curves
+
+
+@contextlib.contextmanager
+def _parallel(n_jobs: int | None, *, scheduler=None, backend: str = "loky"):
+    """joblib settings for parallel work: local processes (``backend``), or the Dask cluster of
+    ``scheduler`` (an address ``"tcp://host:port"`` or a ``distributed.Client``).
+
+    Yields ``(parallel, n_jobs)``: whether the work runs in other processes, and how many.
+    A client made here from an address is closed on exit.
+    """
+    import joblib
+
+    client = None
+    if scheduler is not None and scheduler != "":
+        from distributed import Client
+
+        client = (scheduler if isinstance(scheduler, Client)
+                  else Client(scheduler, set_as_default=False))
+        backend = "dask"
+    if n_jobs is None:
+        n_jobs = -1 if backend == "dask" else (os.cpu_count() or 1)
+    parallel = backend != "sequential" and (n_jobs != 1 or backend == "dask")
+    try:
+        if parallel:
+            params = {"client": client} if client is not None else {}
+            with joblib.parallel_config(backend=backend, n_jobs=n_jobs, **params):
+                yield parallel, n_jobs
+        else:
+            yield parallel, n_jobs
+    finally:
+        if client is not None and client is not scheduler:
+            client.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -1019,40 +1056,26 @@ def run_grid(jobs: Iterable[Job], data_files: Mapping[str, str | os.PathLike], *
                     and FUSION_SYSTEMS[j.system][1] != "cold"]
     phases = [[j for j in todo if j not in needs_models], needs_models]
 
-    client = None
-    if scheduler is not None:
-        from distributed import Client
-
-        client = (scheduler if isinstance(scheduler, Client)
-                  else Client(scheduler, set_as_default=False))
-        backend = "dask"
-    if n_jobs is None:
-        n_jobs = -1 if backend == "dask" else (os.cpu_count() or 1)
-    parallel = backend != "sequential" and (n_jobs != 1 or backend == "dask")
-    if parallel:
-        train_kw.setdefault("threads", 1)  # one TF thread per process: processes = cores
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), disable=not progress,
                desc="training jobs", unit="job")
     try:
-        for phase in phases:
-            if not phase:
-                continue
-            calls = (joblib.delayed(_run_one)(job, data_files, str(out_dir), train_kw)
-                     for job in phase)
+        with _parallel(n_jobs, scheduler=scheduler, backend=backend) as (parallel, _):
             if parallel:
-                params = {"client": client} if client is not None else {}
-                with joblib.parallel_config(backend=backend, n_jobs=n_jobs, **params):
-                    outputs = joblib.Parallel(return_as="generator_unordered")(calls)
-                    for job, preds in outputs:
+                train_kw.setdefault("threads", 1)  # one TF thread per process: processes = cores
+            for phase in phases:
+                if not phase:
+                    continue
+                calls = (joblib.delayed(_run_one)(job, data_files, str(out_dir), train_kw)
+                         for job in phase)
+                if parallel:
+                    for job, preds in joblib.Parallel(return_as="generator_unordered")(calls):
                         results[job] = preds
                         bar.update()
-            else:
-                for job in phase:
-                    results[job] = _run_one(job, data_files, str(out_dir), train_kw)[1]
-                    bar.update()
+                else:
+                    for job in phase:
+                        results[job] = _run_one(job, data_files, str(out_dir), train_kw)[1]
+                        bar.update()
     finally:
         bar.close()
-        if client is not None and client is not scheduler:
-            client.close()
     frames = [results[j] for j in jobs]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

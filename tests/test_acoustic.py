@@ -316,3 +316,27 @@ def test_workers_after_tensorflow_import(tmp_path, wavs):
                          timeout=300, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.strip().endswith("OK")
+
+
+def test_extraction_on_a_dask_cluster_matches_local(tmp_path, table):
+    """With a Dask scheduler (settings.scheduler, as the notebooks pass it), openSMILE runs on
+    the cluster's worker processes and gives the same features and rejections as locally."""
+    distributed = pytest.importorskip("distributed")
+    from ser_utils import experiment
+
+    local = A.extract_acoustic(table, dataset="t", cache_dir=tmp_path / "local", n_workers=1,
+                               chunk_size=1, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        settings = types.SimpleNamespace(scheduler=cluster.scheduler_address)
+        with experiment._cluster(settings) as backend, distributed.get_task_stream() as stream:
+            assert backend == "dask"
+            remote = A.extract_acoustic(table, dataset="t", cache_dir=tmp_path / "dask",
+                                        n_workers=2, backend=backend, chunk_size=1,
+                                        progress=False)
+    assert len(stream.data) >= 2  # the chunks ran as tasks on the cluster
+    assert list(remote) == list(local) == ["a", "b", "c"]
+    for k in local:
+        np.testing.assert_array_equal(remote[k], local[k])
+    assert sorted(A.rejected_acoustic(table, dataset="t", cache_dir=tmp_path / "dask").utt_id) \
+        == ["corrupt", "empty", "missing"]

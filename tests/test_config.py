@@ -56,3 +56,26 @@ def test_every_notebook_has_one_literal_parameters_cell():
         for node in tree.body:  # literals only
             assert isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant), name
         assert not any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), name
+
+
+def test_scheduler_address_is_checked_and_reaches_every_notebook(tmp_path):
+    with pytest.raises(ValueError, match="tcp://host:8786"):
+        config.resolve(profile="smoke", results_dir=str(tmp_path), scheduler="localhost:8786")
+    s = config.resolve(profile="smoke", results_dir=str(tmp_path), scheduler="tcp://h:8786")
+    assert s.scheduler == "tcp://h:8786"
+    params = pipeline.notebook_parameters(profile="smoke", data_dir="data",
+                                          results_dir=str(tmp_path), cache_dir="cache",
+                                          scheduler="tcp://h:8786")
+    assert params["scheduler"] == "tcp://h:8786"
+    assert config.resolve(profile="smoke", results_dir=str(tmp_path)).scheduler == ""
+    # every notebook declares every pipeline parameter and hands it to config.resolve
+    import ast
+    import json
+    for name in pipeline.NOTEBOOKS:
+        nb = json.loads((config.PROJECT_ROOT / "notebooks" / f"{name}.ipynb").read_text())
+        cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+        tagged = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
+        declared = {n.targets[0].id for n in ast.parse("".join(tagged[0]["source"])).body}
+        assert declared == set(params), name
+        call = next(c for c in cells if "config.resolve(" in c)
+        assert all(f"{k}={k}" in call for k in params), name

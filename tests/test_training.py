@@ -268,6 +268,18 @@ def test_dask_cluster_matches_loky(setup, tmp_path):
     assert len(list((tmp_path / "dask" / "predictions").glob("*.parquet"))) == 2
 
 
+def test_epoch_selection_on_a_dask_cluster_matches_loky(setup):
+    distributed = pytest.importorskip("distributed")
+    kw = dict(seeds=(0, 1), max_epochs=2, criterion="speaker")
+    best, curves = T.select_epochs("glove", setup["files"], setup["folds"][:1], n_jobs=2, **kw)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        remote_best, remote = T.select_epochs("glove", setup["files"], setup["folds"][:1],
+                                              scheduler=cluster.scheduler_address, **kw)
+    assert remote_best == best
+    pd.testing.assert_frame_equal(remote, curves)
+
+
 def test_caller_folds_are_checked_for_leakage(setup):
     """Folds passed to train_job directly get the checks of the written fold tables."""
     train, test = setup["folds"][0]
