@@ -63,8 +63,11 @@ def main(argv=None):
 def _feature_cell_seconds(path: Path) -> float:
     """papermill's recorded duration of the cell that calls ``prepare_features``."""
     nb = json.loads(path.read_text())
-    return sum(c["metadata"]["papermill"]["duration"] for c in nb["cells"]
-               if c["cell_type"] == "code" and "prepare_features" in "".join(c["source"]))
+    cells = [c for c in nb["cells"]
+             if c["cell_type"] == "code" and "prepare_features" in "".join(c["source"])]
+    if not cells:
+        raise SystemExit(f"{path}: no cell calls prepare_features; update this benchmark")
+    return sum(c["metadata"]["papermill"]["duration"] for c in cells)
 
 
 if __name__ == "__main__":
