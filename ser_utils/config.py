@@ -18,7 +18,8 @@ from pathlib import Path
 from .features.cache import write_json
 
 __all__ = ["PROFILES", "Profile", "Settings", "Dataset", "resolve", "PROJECT_ROOT",
-           "UNIMODAL_SYSTEMS", "FUSION_SYSTEMS", "PAPER_FUSION_SYSTEMS", "TABLE1_SYSTEMS"]
+           "UNIMODAL_SYSTEMS", "FUSION_SYSTEMS", "PAPER_FUSION_SYSTEMS", "TABLE1_SYSTEMS",
+           "PRECISIONS", "EPOCH_PROTOCOLS"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,22 +31,38 @@ FUSION_SYSTEMS = ("ef_cs", "ef_ws", "ef_pt", "lf_pt", "xf_cs", "lf_cs", "lf_ws")
 PAPER_FUSION_SYSTEMS = ("ef_cs", "ef_ws", "ef_pt", "lf_pt")
 TABLE1_SYSTEMS = ("audio", "glove", "bert", "ef_cs", "ef_ws", "ef_pt", "lf_pt", "xf_cs")
 
+#: Arithmetic of training and prediction: ``auto`` = mixed bfloat16 where the CPU has AMX or
+#: AVX512-BF16 (or on a GPU), float32 otherwise (``ser_utils.precision``).
+PRECISIONS = ("auto", "float32", "bfloat16")
+#: How the number of epochs is chosen (Sec. 3). ``inner``: on a validation split carved out of
+#: each outer fold's training part by the fold's own criterion (ours; test never seen).
+#: ``paper``: on the test folds, median AvAUC over seeds, as the paper did (optimistic).
+EPOCH_PROTOCOLS = ("inner", "paper")
+
 
 @dataclasses.dataclass(frozen=True)
 class Profile:
-    """How much work a run does. ``paper`` follows the paper's protocol (Sec. 3, 4.1)."""
+    """How much work a run does.
+
+    ``paper`` has the paper's amounts (Sec. 3, 4.1): 10 seeds, epochs chosen over 5 seeds, the
+    fold study with small and large models, and all six fusion systems. It does *not* by itself
+    use the paper's epoch protocol (test-fold selection, ``epoch_protocol="paper"``, optimistic)
+    nor the paper's encoders (bert-base-uncased, GloVe 42B-300d: give them with ``text_model`` /
+    ``glove_vectors``; the offline stand-ins are used otherwise).
+    """
 
     name: str
     seeds: tuple[int, ...]           # Sec. 4.1: 10 seeds, median and IQR
     demo_scale: float                # size of the generated demo corpora (1.0 = ~2,000 IEMOCAP utterances)
     select_epochs: bool              # choose epochs by median validation AvAUC over seeds (Sec. 3)
     selection_seeds: tuple[int, ...]  # seeds used for epoch selection (paper: 5)
-    selection_folds: int             # how many outer folds' inner splits the selection uses
+    selection_folds: int             # how many outer folds' inner splits the selection uses (0: all)
     max_epochs: int                  # upper end of the epoch search
     epochs: int                      # fixed epochs when select_epochs is False
     fold_study_epochs: int           # epochs of the Fig. 2 models (notebook 02)
     fold_study_seeds: tuple[int, ...]
     fusion_systems: tuple[str, ...] = FUSION_SYSTEMS  # quick: the paper's four and xf_cs
+    epoch_protocol: str = "inner"    # EPOCH_PROTOCOLS; "paper" = test-fold selection (optimistic)
 
 
 PROFILES: dict[str, Profile] = {
@@ -58,7 +75,7 @@ PROFILES: dict[str, Profile] = {
                      fold_study_epochs=8, fold_study_seeds=(0,),
                      fusion_systems=("ef_cs", "ef_ws", "ef_pt", "lf_pt", "xf_cs")),
     "paper": Profile("paper", seeds=tuple(range(10)), demo_scale=1.0, select_epochs=True,
-                     selection_seeds=tuple(range(5)), selection_folds=1, max_epochs=30, epochs=15,
+                     selection_seeds=tuple(range(5)), selection_folds=0, max_epochs=30, epochs=15,
                      fold_study_epochs=15, fold_study_seeds=(0, 1, 2)),
 }
 
@@ -90,6 +107,7 @@ class Settings:
     text_model: str
     glove_vectors: str
     scheduler: str = ""  # a Dask scheduler address: training and acoustic extraction go there
+    precision: str = "auto"  # PRECISIONS, as asked; ``precision.resolve`` gives what runs
 
     def dataset(self, name: str) -> Dataset:
         """The run's dataset called ``name``; a ValueError lists the valid names otherwise."""
@@ -129,7 +147,7 @@ def resolve(*, profile: str = "quick", data_dir: str = "data", results_dir: str 
             cache_dir: str = "cache/features", iemocap_root: str = "", msp_root: str = "",
             manifest: str = "", manifest_name: str = "custom", use_demo: bool = True,
             n_workers: int = 0, text_model: str = "auto", glove_vectors: str = "auto",
-            scheduler: str = "") -> Settings:
+            scheduler: str = "", precision: str = "auto", epoch_protocol: str = "") -> Settings:
     """Validate notebook parameters and resolve them into :class:`Settings`.
 
     Args:
@@ -143,6 +161,11 @@ def resolve(*, profile: str = "quick", data_dir: str = "data", results_dir: str 
             that cluster, with the same results as locally.
         text_model: BERT model for the text branch (``auto``, a local path or a cached hub name).
         glove_vectors: a GloVe text file or ``auto`` (bundled 6B-50d stand-in).
+        precision: ``auto`` (mixed bfloat16 where the CPU has AMX / AVX512-BF16 or on a GPU,
+            else float32), ``float32`` or ``bfloat16``.
+        epoch_protocol: ``inner`` (epochs chosen on an inner validation split of each
+            training part, the default) or ``paper`` (chosen on the test folds as the paper
+            did: optimistic); empty -> the profile's value.
 
     Raises:
         ValueError: an unknown profile, or a path that does not exist — before any work starts.
@@ -150,6 +173,13 @@ def resolve(*, profile: str = "quick", data_dir: str = "data", results_dir: str 
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
     prof = PROFILES[profile]
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid values: {', '.join(PRECISIONS)}")
+    if epoch_protocol:
+        if epoch_protocol not in EPOCH_PROTOCOLS:
+            raise ValueError(f"unknown epoch_protocol {epoch_protocol!r}; valid values: "
+                             f"{', '.join(EPOCH_PROTOCOLS)}")
+        prof = dataclasses.replace(prof, epoch_protocol=epoch_protocol)
     if scheduler and "://" not in str(scheduler):
         raise ValueError(f"scheduler must be a Dask scheduler address like 'tcp://host:8786', "
                          f"got {scheduler!r}; leave it empty to use local processes")
@@ -174,9 +204,11 @@ def resolve(*, profile: str = "quick", data_dir: str = "data", results_dir: str 
         datasets.append(Dataset(manifest_name, "manifest", _abs(manifest), False, "auto"))
     if not datasets:
         raise ValueError("no dataset to run: give iemocap_root, msp_root or manifest, or use_demo=True")
-    # Results of different profiles never mix: epochs and seeds differ between them.
+    # Results of different profiles never mix: epochs and seeds differ between them (nor do
+    # those of the paper's epoch protocol: its epochs come from the test folds).
+    run_name = profile if prof.epoch_protocol == "inner" else f"{profile}-{prof.epoch_protocol}-epochs"
     return Settings(profile=prof, data_dir=demo_dir,
-                    results_dir=_abs(results_dir) / profile, cache_dir=_abs(cache_dir),
+                    results_dir=_abs(results_dir) / run_name, cache_dir=_abs(cache_dir),
                     datasets=tuple(datasets), n_workers=n_workers or (os.cpu_count() or 1),
-                    scheduler=str(scheduler),
+                    scheduler=str(scheduler), precision=precision,
                     text_model=text_model, glove_vectors=glove_vectors)

@@ -36,13 +36,14 @@ def notebook_parameters(*, profile: str, data_dir: str, results_dir: str, cache_
                         iemocap_root: str = "", msp_root: str = "", manifest: str = "",
                         manifest_name: str = "custom", use_demo: bool = True, n_workers: int = 0,
                         text_model: str = "auto", glove_vectors: str = "auto",
-                        scheduler: str = "") -> dict:
+                        scheduler: str = "", precision: str = "auto",
+                        epoch_protocol: str = "") -> dict:
     """The parameters passed to every notebook (validated here, before any work starts)."""
     params = dict(profile=profile, data_dir=str(data_dir), results_dir=str(results_dir),
                   cache_dir=str(cache_dir), iemocap_root=str(iemocap_root), msp_root=str(msp_root),
                   manifest=str(manifest), manifest_name=manifest_name, use_demo=use_demo,
                   n_workers=n_workers, text_model=text_model, glove_vectors=glove_vectors,
-                  scheduler=str(scheduler))
+                  scheduler=str(scheduler), precision=precision, epoch_protocol=epoch_protocol)
     resolve(**params)  # raises with the valid values listed
     return params
 
@@ -130,6 +131,13 @@ def main(argv=None) -> int:
     p.add_argument("--glove-vectors", default="auto", help="GloVe text file, or auto (bundled 6B-50d)")
     p.add_argument("--scheduler", default="",
                    help="Dask scheduler address (tcp://host:8786): train and extract on that cluster")
+    p.add_argument("--precision", default=os.environ.get("SER_PRECISION", "auto"),
+                   choices=["auto", "float32", "bfloat16"],
+                   help="training arithmetic: auto (mixed bfloat16 where the CPU has AMX or "
+                        "AVX512-BF16, or a GPU; else float32), float32 or bfloat16")
+    p.add_argument("--epoch-protocol", default="", choices=["", "inner", "paper"],
+                   help="how epochs are chosen: inner (validation split of each training part; "
+                        "default) or paper (on the test folds as the paper did: optimistic)")
     args = vars(p.parse_args(argv))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
