@@ -21,7 +21,8 @@ CRITERION_NAMES = {"random": "RAND", "speaker": "SP", "speaker_script": "SP&SC",
 __all__ = ["save_figure", "plot_durations", "plot_contours", "utterance_stats",
            "plot_class_distributions", "pooled", "plot_text_projection", "plot_fold_study",
            "median_iqr_table", "plot_auc_boxes", "relative_gain", "plot_confusion",
-           "paper_table1", "plot_epoch_curves", "ci_table", "ci_notes",
+           "paper_table1", "beside_paper", "PAPER_CORPORA", "plot_epoch_curves", "ci_table",
+           "ci_notes",
            "significance_table", "significance_summary", "PAPER_GAINS",
            "SYSTEM_NAMES", "CRITERION_NAMES"]
 
@@ -323,18 +324,87 @@ PAPER_GAINS = {  # Sec. 4.3 of the paper, as stated in its text
 }
 
 
-def paper_table1() -> pd.DataFrame:
-    """The paper's published Table 1 from ``ser_utils/reference/paper_table1.csv``.
+#: Columns of ``ser_utils/reference/paper_table1.csv`` (see the README beside it).
+PAPER_TABLE1_COLUMNS = ("dataset", "system", "avrec_median", "avrec_iqr", "avauc_median",
+                        "avauc_iqr")
+#: The paper's corpus for each loader kind (``config.Dataset.kind``); other kinds have none.
+PAPER_CORPORA = {"iemocap": "IEMOCAP", "msp_podcast": "MSP-PODCAST"}
 
-    The file ships with its header only (no copy of the paper was at hand to transcribe it; see
-    ``ser_utils/reference/README.md``); the returned frame is then empty and says so.
+
+def paper_table1() -> pd.DataFrame:
+    """The paper's published Table 1 (median and IQR over 10 seeds), as printed.
+
+    Returns
+    -------
+    pandas.DataFrame, shape (14, 6)
+        Columns :data:`PAPER_TABLE1_COLUMNS`, one row per (dataset, system): ``dataset``
+        ``IEMOCAP`` / ``MSP-PODCAST``, ``system`` the paper's name (``Audio`` ... ``LF-PT``),
+        AvRec in percent, AvAUC as a fraction. Read from
+        ``ser_utils/reference/paper_table1.csv`` (see the README beside it).
+
+    Notebook: notebooks/05_results.ipynb
     """
     path = Path(__file__).parent / "reference" / "paper_table1.csv"
     table = pd.read_csv(path)
-    if table.empty:
-        return pd.DataFrame({"note": [f"not transcribed yet: fill in {path.name} "
-                                      "(see ser_utils/reference/README.md)"]})
-    return table.set_index(["dataset", "system"]).unstack("dataset")
+    if tuple(table.columns) != PAPER_TABLE1_COLUMNS:
+        raise ValueError(f"{path.name} has columns {list(table.columns)}, expected "
+                         f"{list(PAPER_TABLE1_COLUMNS)}")
+    return table
+
+
+def beside_paper(scores: pd.DataFrame, *, corpora: dict[str, tuple[str, str | None]],
+                 systems=None) -> pd.DataFrame:
+    """This run's Table 1 beside the paper's, in the paper's layout.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        Output of :func:`ser_utils.metrics.score_predictions` with a ``dataset`` column.
+    corpora : dict, keyword-only
+        ``{dataset name in scores: (title shown, paper corpus or None)}``, e.g.
+        ``{"iemocap_demo": ("IEMOCAP (synthetic demo)", "IEMOCAP")}``; the paper corpus is a
+        ``dataset`` value of :func:`paper_table1` (None: no paper column).
+    systems : sequence of str, optional
+        Row order (internal names, e.g. ``config.TABLE1_SYSTEMS``); absent systems dropped.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per system (the paper's names); columns (title, metric, source) with metric
+        ``AvRec (%)`` / ``AvAUC`` and source ``this run`` / ``paper``; cells "median ± IQR"
+        formatted as the paper prints them, "—" where the paper has no such system.
+
+    Notebook: notebooks/05_results.ipynb
+    """
+    from .metrics import summarise
+
+    paper = paper_table1().set_index(["dataset", "system"])
+    present = list(dict.fromkeys(scores["system"]))
+    order = [s for s in (systems if systems is not None else present) if s in present]
+    columns = {}
+    for name, (title, paper_name) in corpora.items():
+        sub = scores[scores["dataset"] == name]
+        if sub.empty:
+            continue
+        summ = summarise(sub, by=["system"], metrics=("uar", "auc")).set_index("system")
+        for metric, (label, scale, fmt) in _METRIC_FORMATS.items():
+            columns[(title, label, "this run")] = [
+                f"{scale * summ.at[s, f'{metric}_median']:{fmt}} ± "
+                f"{scale * summ.at[s, f'{metric}_iqr']:{fmt}}" if s in summ.index else "—"
+                for s in order]
+            if paper_name is None:
+                continue
+            col = "avrec" if metric == "uar" else "avauc"
+            cells = []
+            for s in order:
+                key = (paper_name, SYSTEM_NAMES.get(s, s))
+                cells.append(f"{paper.at[key, col + '_median']:{fmt}} ± "
+                             f"{paper.at[key, col + '_iqr']:{fmt}}" if key in paper.index
+                             else "—")
+            columns[(title, label, "paper")] = cells
+    out = pd.DataFrame(columns, index=[SYSTEM_NAMES.get(s, s) for s in order])
+    out.columns = pd.MultiIndex.from_tuples(list(columns), names=[None, None, None])
+    return out
 
 
 def plot_epoch_curves(stage_dir: str | Path):

@@ -34,9 +34,46 @@ def test_relative_gain():
     assert reporting.relative_gain(med, ["bert"], ["glove"]) == pytest.approx(50.0)
 
 
-def test_paper_table_is_empty_until_transcribed():
+def test_paper_table1_schema_and_values():
     table = reporting.paper_table1()
-    assert "note" in table.columns  # never invented numbers
+    assert tuple(table.columns) == reporting.PAPER_TABLE1_COLUMNS
+    systems = ["Audio", "GloVe", "BERT", "EF-CS", "EF-WS", "EF-PT", "LF-PT"]
+    for name in ("IEMOCAP", "MSP-PODCAST"):
+        assert table.loc[table["dataset"] == name, "system"].tolist() == systems
+    assert not table.duplicated(["dataset", "system"]).any()
+    assert set(table["system"]) <= set(reporting.SYSTEM_NAMES.values())
+    assert set(table["dataset"]) == set(reporting.PAPER_CORPORA.values())
+    # units: AvRec in percent, AvAUC a fraction; IQRs non-negative and smaller than medians
+    assert table["avrec_median"].between(40, 70).all()
+    assert table["avauc_median"].between(0.7, 0.9).all()
+    for m in ("avrec", "avauc"):
+        assert (table[f"{m}_iqr"] >= 0).all()
+        assert (table[f"{m}_iqr"] < table[f"{m}_median"] / 10).all()
+    # spot checks against the paper's Table 1 (issue 13)
+    row = table.set_index(["dataset", "system"])
+    assert row.loc[("IEMOCAP", "EF-CS")].tolist() == [65.1, 0.5, 0.857, 0.002]
+    assert row.loc[("MSP-PODCAST", "Audio")].tolist() == [45.7, 1.4, 0.726, 0.010]
+
+
+def test_beside_paper_layout():
+    scores = pd.concat([_scores(), _scores().assign(dataset="m")], ignore_index=True)
+    table = reporting.beside_paper(
+        scores, corpora={"d": ("IEMOCAP (demo)", "IEMOCAP"), "m": ("mine", None)},
+        systems=["audio", "bert", "xf_cs"])
+    assert list(table.index) == ["Audio", "BERT"]
+    assert table.loc["Audio", ("IEMOCAP (demo)", "AvRec (%)", "this run")] == "60.0 ± 10.0"
+    assert table.loc["Audio", ("IEMOCAP (demo)", "AvRec (%)", "paper")] == "56.0 ± 1.9"
+    assert table.loc["BERT", ("IEMOCAP (demo)", "AvAUC", "paper")] == "0.792 ± 0.003"
+    assert table.loc["BERT", ("IEMOCAP (demo)", "AvAUC", "this run")] == "0.620 ± 0.020"
+    # a corpus without a paper counterpart has no paper column
+    assert ("mine", "AvRec (%)", "paper") not in table.columns
+    assert ("mine", "AvRec (%)", "this run") in table.columns
+
+
+def test_beside_paper_marks_systems_the_paper_lacks():
+    scores = _scores().assign(system=["audio"] * 3 + ["xf_cs"] * 3)
+    table = reporting.beside_paper(scores, corpora={"d": ("I", "IEMOCAP")})
+    assert table.loc["XF-CS (cross-attention)", ("I", "AvAUC", "paper")] == "—"
 
 
 def _ci():
