@@ -66,7 +66,8 @@ def prepare_data(settings: Settings) -> dict[str, pd.DataFrame]:
     Notebook: notebooks/00_data.ipynb
     """
     if any(d.demo for d in settings.datasets):
-        datasets.make_demo_corpora(settings.data_dir, seed=0, scale=settings.profile.demo_scale)
+        datasets.make_demo_corpora(settings.data_dir, seed=0, scale=settings.profile.demo_scale,
+                                   progress=_progress())
     out = {}
     for d in settings.datasets:
         df = datasets.load_dataset(d.kind, d.root)
