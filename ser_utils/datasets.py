@@ -51,6 +51,9 @@ __all__ = [
     "load_manifest",
     "load_dataset",
     "durations",
+    "PAPER_MSP_PODCAST",
+    "msp_release_counts",
+    "msp_release_note",
     "make_demo_corpora",
 ]
 
@@ -733,6 +736,76 @@ def durations(df: pd.DataFrame, *, n_jobs: int = 1) -> pd.Series:
     else:
         values = Parallel(n_jobs=n_jobs, prefer="threads")(delayed(_duration)(p) for p in paths)
     return pd.Series(np.asarray(values, dtype=np.float64), index=df.index, name="duration")
+
+
+#: MSP-PODCAST as the paper used it: release 1.4, four classes, with the paper's utterance and
+#: speaker counts of its training and test parts (transcripts from a commercial recogniser).
+PAPER_MSP_PODCAST = {"release": "1.4",
+                     "train": {"utterances": 12_078, "speakers": 601},
+                     "test": {"utterances": 5_557, "speakers": 50}}
+
+
+def msp_release_counts(df: pd.DataFrame) -> pd.DataFrame:
+    """Utterances and speakers of an MSP-PODCAST release's own partition, beside the paper's.
+
+    The parts are those of the ``predefined`` folds (:data:`ser_utils.folds.PREDEFINED_TRAIN`:
+    ``Train`` and ``Development`` train, :data:`~ser_utils.folds.PREDEFINED_TEST`: ``Test1``
+    tests; other splits such as ``Test2`` are unused).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame, shape (n_utterances, >= 2)
+        :func:`load_msp_podcast`'s table (``split`` and ``speaker`` are used).
+
+    Returns
+    -------
+    pandas.DataFrame, shape (n_parts, 5)
+        Index ``part`` (``train``, ``test``, ``unused``, only those present); columns
+        ``splits`` (the release's split names in that part), ``utterances``, ``speakers``,
+        ``paper utterances`` and ``paper speakers`` (:data:`PAPER_MSP_PODCAST`; missing for
+        ``unused``).
+
+    Notebook: notebooks/00_data.ipynb
+    """
+    from .folds import PREDEFINED_TEST, PREDEFINED_TRAIN
+
+    lower = df["split"].astype(str).str.strip().str.lower()
+    part = np.where(lower.isin(PREDEFINED_TRAIN), "train",
+                    np.where(lower.isin(PREDEFINED_TEST), "test", "unused"))
+    grouped = df.assign(part=part).groupby("part", sort=False)
+    out = pd.DataFrame({
+        "splits": grouped["split"].agg(lambda x: ", ".join(sorted(set(map(str, x))))),
+        "utterances": grouped.size(),
+        "speakers": grouped["speaker"].nunique()})
+    out = out.reindex([p for p in ("train", "test", "unused") if p in out.index])
+    paper = pd.DataFrame({p: PAPER_MSP_PODCAST[p] for p in ("train", "test")}).T
+    out["paper utterances"] = paper["utterances"].reindex(out.index).astype("Int64")
+    out["paper speakers"] = paper["speakers"].reindex(out.index).astype("Int64")
+    return out.rename_axis("part")
+
+
+def msp_release_note(counts: pd.DataFrame) -> str:
+    """One Markdown sentence on :func:`msp_release_counts`: whether the release's training and
+    test parts match the paper's release 1.4 counts, and what differs.
+
+    Notebook: notebooks/00_data.ipynb
+    """
+    release = PAPER_MSP_PODCAST["release"]
+    diffs = []
+    for p in ("train", "test"):
+        if p not in counts.index:
+            diffs.append(f"there is no {p} part")
+            continue
+        row = counts.loc[p]
+        for what in ("utterances", "speakers"):
+            ours, theirs = int(row[what]), int(row[f"paper {what}"])
+            if ours != theirs:
+                diffs.append(f"{p}: {ours:,} {what} against {theirs:,}")
+    if not diffs:
+        return (f"The training and test parts have the paper's release {release} counts "
+                "(utterances and speakers).")
+    return (f"This release differs from the paper's release {release} ({'; '.join(diffs)}): "
+            "results on it are not comparable one to one with the paper's.")
 
 
 def make_demo_corpora(out_dir, seed=0, **kw):

@@ -489,3 +489,37 @@ def test_make_demo_corpora_wrapper_passes_through(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ser_utils.demo", fake)
     assert ds.make_demo_corpora(tmp_path, 3, scale=0.1, progress=False) == "ok"
     assert calls == [(tmp_path, 3, {"scale": 0.1, "progress": False})]
+
+
+# ---------------------------------------------------------------------------------------------
+# MSP-PODCAST release counts against the paper's release 1.4
+
+def _msp_table(train_utts, train_spk, test_utts, test_spk):
+    rows = []
+    for split, n, n_spk in (("Train", train_utts, train_spk), ("Test1", test_utts, test_spk)):
+        rows += [{"split": split, "speaker": f"{split}{i % n_spk}"} for i in range(n)]
+    rows += [{"split": "Development", "speaker": "dev0"}, {"split": "Test2", "speaker": "t2"}]
+    return pd.DataFrame(rows)
+
+
+def test_msp_release_counts_parts_and_paper_columns():
+    counts = ds.msp_release_counts(_msp_table(10, 3, 4, 2))
+    assert list(counts.index) == ["train", "test", "unused"]
+    # Development goes to the training part (as the predefined folds do), Test2 is unused
+    assert counts.loc["train", "splits"] == "Development, Train"
+    assert counts.loc["train", ["utterances", "speakers"]].tolist() == [11, 4]
+    assert counts.loc["test", ["utterances", "speakers"]].tolist() == [4, 2]
+    assert counts.loc["unused", "splits"] == "Test2"
+    assert counts.loc["train", "paper utterances"] == 12_078
+    assert counts.loc["test", "paper speakers"] == 50
+    assert pd.isna(counts.loc["unused", "paper utterances"])
+
+
+def test_msp_release_note_says_what_differs():
+    note = ds.msp_release_note(ds.msp_release_counts(_msp_table(10, 3, 4, 2)))
+    assert "11 utterances against 12,078" in note and "not comparable" in note
+    counts = pd.DataFrame({"utterances": [12_078, 5_557], "speakers": [601, 50],
+                           "paper utterances": [12_078, 5_557], "paper speakers": [601, 50]},
+                          index=["train", "test"])
+    assert "not comparable" not in ds.msp_release_note(counts)
+    assert "no test part" in ds.msp_release_note(counts.drop(index="test"))
