@@ -21,8 +21,9 @@ normalisation computes masked moments, every block re-zeroes padded steps (``App
 steps), and pooling is a masked mean that returns zeros for an all-padding sequence. Appending
 zero steps to an input therefore does not change the model's output in inference mode.
 
-Filter counts and kernel sizes are not given in the paper's text; ours are in ``ARCHITECTURES``
-(the single place for every architectural constant).
+Filter counts, kernel sizes and the batch-normalisation -> ReLU order are not given in the
+paper's text; they are ours, as the ``Architecture`` docstring says, and their values are in
+``ARCHITECTURES`` (the single place for every architectural constant).
 
 Notebook: notebooks/03_unimodal.ipynb, notebooks/04_fusion.ipynb
 """
@@ -82,14 +83,16 @@ class Architecture:
     """Units, filters and kernel sizes of one model size.
 
     The paper gives L_T1 (768 -> 128), the 232-d early-fusion input and the 128-unit fusion
-    layer; the conv filter counts and kernel sizes are our choice (text 128 + audio 104 = 232).
+    layer; the conv filter counts and kernel sizes are our choice (text 128 + audio 104 = 232),
+    and so is the order batch normalisation -> ReLU after every branch layer (the paper's text
+    states neither). Comments marked "ours" elsewhere in this module refer here.
     """
 
     text_units: int = 128  # L_T1, Fig. 1: input_dim -> 128 per token
-    text_filters: int = 128  # L_T2, L_T3 (L_T3's filters = pooled text embedding L_T4)
-    text_kernel: int = 3  # L_T2, L_T3: a few tokens of context
-    audio_filters: int = 104  # L_A1, L_A2 (L_A2's filters = pooled audio embedding L_A3)
-    audio_kernel: int = 5  # L_A1, L_A2: 50 ms of 10 ms LLD frames
+    text_filters: int = 128  # ours: L_T2, L_T3 (L_T3's filters = pooled text embedding L_T4)
+    text_kernel: int = 3  # ours: L_T2, L_T3, a few tokens of context
+    audio_filters: int = 104  # ours: L_A1, L_A2 (L_A2's filters = pooled audio embedding L_A3)
+    audio_kernel: int = 5  # ours: L_A1, L_A2, 50 ms of 10 ms LLD frames
     audio_dropout: float = 0.5  # Fig. 1: dropout at the input of L_A2
     fusion_units: int = 128  # F_dense of the early fusion (and X_dense of the cross-modal one)
     cross_heads: int = 4  # X_attn heads (ours, beyond the paper); head size text_filters / heads
@@ -267,8 +270,9 @@ class CrossMask(keras.layers.Layer):
 
 
 def _bn_relu_zero(h, mask, name):
-    # Fig. 1: batch normalisation and ReLU after every dense / conv layer of the branches; BN
-    # gets the mask so its batch moments ignore padded steps.
+    # Batch normalisation, then ReLU, after every dense / conv layer of the branches: the
+    # order is ours (the paper's text does not state it; see Architecture). BN gets the mask so
+    # its batch moments ignore padded steps.
     h = keras.layers.BatchNormalization(name=f"{name}_bn")(h, mask=mask)
     h = keras.layers.Activation("relu", name=f"{name}_relu")(h)
     return ApplyMask(name=f"{name}_zero")(h, mask=mask)
