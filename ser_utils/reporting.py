@@ -21,6 +21,9 @@ CRITERION_NAMES = {"random": "RAND", "speaker": "SP", "speaker_script": "SP&SC",
 __all__ = ["save_figure", "plot_durations", "plot_contours", "utterance_stats",
            "plot_class_distributions", "pooled", "plot_text_projection", "plot_fold_study",
            "median_iqr_table", "plot_auc_boxes", "relative_gain", "plot_confusion",
+           "data_findings", "plot_f0_tracks", "plot_voiced_normalisation", "features_findings",
+           "paper_gains", "gains_table", "results_findings", "plot_confusion_grid",
+           "plot_fusion_gain", "GAIN_COLUMNS",
            "paper_table1", "beside_paper", "PAPER_CORPORA", "plot_epoch_curves", "ci_table",
            "ci_notes",
            "significance_table", "significance_summary", "PAPER_GAINS",
@@ -54,6 +57,27 @@ def plot_durations(corpora: dict[str, pd.DataFrame], *, bins: int = 40):
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def data_findings(corpora: dict[str, pd.DataFrame]) -> str:
+    """Markdown, one line per corpus: utterances, speakers, hours and how unbalanced the four
+    classes are, read as AvRec reads them (every class weighs the same, so chance is 25 %).
+
+    ``corpora``: ``{title: utterance table}`` (``label``, ``speaker``, ``duration``).
+
+    Notebook: notebooks/00_data.ipynb
+    """
+    lines = []
+    for title, df in corpora.items():
+        share = df["label"].value_counts(normalize=True).reindex(list(CLASSES), fill_value=0.0)
+        big, small = share.idxmax(), share.idxmin()
+        lines.append(
+            f"* **{title}**: {len(df):,} utterances from {df['speaker'].nunique()} speakers "
+            f"({df['duration'].sum() / 3600:.2f} h). The largest class, *{big}*, holds "
+            f"{100 * share[big]:.0f} % of them, the smallest, *{small}*, {100 * share[small]:.0f} %"
+            f": always answering *{big}* would be right {100 * share[big]:.0f} % of the time "
+            f"but score an AvRec of {100 / len(CLASSES):.0f} %.")
+    return "\n".join(lines) or "No corpus in this run."
 
 
 # -- 01 features ------------------------------------------------------------------------------
@@ -139,6 +163,96 @@ def plot_text_projection(df: pd.DataFrame, encoders: dict[str, dict], *, title: 
         ax.legend(fontsize=8, markerscale=2)
     fig.tight_layout()
     return fig
+
+
+def plot_f0_tracks(tracks: dict[str, pd.DataFrame]):
+    """F0 of one utterance per corpus by three trackers: this project's openSMILE configuration,
+    stock eGeMAPS v02 and Praat (unvoiced frames not drawn).
+
+    ``tracks``: ``{title: ser_utils.features.pitch_check.f0_tracks(...)}``.
+
+    Notebook: notebooks/01_features.ipynb
+    """
+    from .features.pitch_check import TRACKERS
+
+    style = {"praat": dict(color="0.6", lw=5, alpha=0.6), "egemaps": dict(color="C1", lw=1.5),
+             "project": dict(color="C0", lw=1.5, marker=".", ms=3)}
+    fig, axes = plt.subplots(len(tracks), 1, figsize=(11, 2.6 * len(tracks)), squeeze=False)
+    for ax, (title, t) in zip(axes[:, 0], tracks.items()):
+        for key in ("praat", "egemaps", "project"):
+            ax.plot(t["time"], t[key].where(t[key] > 0), label=TRACKERS[key], **style[key])
+        ax.set(title=title, ylabel="F0 (Hz)")
+        ax.legend(fontsize=8, loc="upper right")
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_voiced_normalisation(arrays, *, title: str = ""):
+    """Why F0 is z-scored over voiced frames only: the F0 z-scores of the same frames with the
+    mean and spread of all frames (unvoiced frames, F0 = 0, included) and of voiced frames only.
+
+    ``arrays``: utterances' descriptors, each ``np.ndarray, shape (n_frames, 18)``.
+
+    Notebook: notebooks/01_features.ipynb
+    """
+    from .features.acoustic import LLD_COLUMNS, Normaliser
+
+    f0 = LLD_COLUMNS.index("F0")
+    arrays = list(arrays)
+    raw = np.concatenate([a[:, f0] for a in arrays])
+    voiced = raw > 0
+    naive = (raw - raw.mean()) / (raw.std() or 1.0)
+    ours = np.concatenate([Normaliser().fit(arrays).transform(a)[:, f0] for a in arrays])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), sharey=True)
+    panels = ((axes[0], naive, "mean and std of all frames"),
+              (axes[1], ours, "mean and std of voiced frames (this project)"))
+    for ax, z, name in panels:
+        edges = np.linspace(min(z.min(), -4), max(z.max(), 4), 61)
+        ax.hist(z[voiced], bins=edges, color="C0", alpha=0.8, label="voiced frames")
+        ax.hist(z[~voiced], bins=edges, color="0.5", alpha=0.8, label="unvoiced frames")
+        ax.set(title=name, xlabel="F0 z-score")
+    axes[0].set_ylabel("frames")
+    axes[1].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def features_findings(stats: dict[str, pd.DataFrame], checks: dict[str, pd.DataFrame]) -> str:
+    """Markdown, one line per corpus: which classes have the highest and lowest median pitch and
+    loudness, and how the project's F0 agrees with Praat beside stock eGeMAPS.
+
+    ``stats``: ``{title: utterance_stats(...)}``; ``checks``: ``{title:
+    ser_utils.features.pitch_check.cross_check(...)}`` (either may lack a corpus).
+
+    Notebook: notebooks/01_features.ipynb
+    """
+    from .features.pitch_check import TRACKERS
+
+    lines = []
+    for title in dict.fromkeys([*stats, *checks]):
+        parts = []
+        if title in stats and len(stats[title]):
+            med = stats[title].groupby("label")[["F0_voiced_mean", "loudness_mean"]].median()
+            for col, what in (("F0_voiced_mean", "pitch"), ("loudness_mean", "loudness")):
+                s = med[col].dropna()
+                if len(s) > 1:
+                    parts.append(f"median {what} is highest for *{s.idxmax()}* and lowest for "
+                                 f"*{s.idxmin()}*")
+        if title in checks:
+            c = checks[title]
+            ours, stock = c.loc[TRACKERS["project"]], c.loc[TRACKERS["egemaps"]]
+            parts.append(
+                f"against Praat on {int(ours['utterances'])} utterances, this project's F0 "
+                f"agrees on voicing in {100 * ours['voicing agreement']:.0f} % of the frames "
+                f"(stock eGeMAPS: {100 * stock['voicing agreement']:.0f} %) and is more than "
+                f"20 % off in {100 * ours['gross pitch error']:.1f} % of the frames both call "
+                f"voiced (eGeMAPS: {100 * stock['gross pitch error']:.1f} %)")
+        if parts:
+            lines.append(f"* **{title}**: " + "; ".join(parts) + ".")
+    return "\n".join(lines) or "No features in this run."
 
 
 # -- 02 / 05 results --------------------------------------------------------------------------
@@ -296,15 +410,205 @@ def significance_summary(pairs: pd.DataFrame) -> str:
     return "\n".join(lines) or "No fusion system and single modality to compare."
 
 
+#: The two relative AvRec gains the paper states (Sec. 4.3).
+GAIN_COLUMNS = ("BERT vs GloVe (%)", "best fusion vs best single modality (%)")
+
+
+def paper_gains() -> pd.DataFrame:
+    """The paper's relative AvRec gains (Sec. 4.3), computed from its Table 1
+    (:func:`paper_table1`) as :func:`relative_gain` computes this run's.
+
+    Returns
+    -------
+    pandas.DataFrame, shape (2, 2)
+        Index the paper's corpora; columns ``BERT vs GloVe (%)`` (15.5 on IEMOCAP, 2.4 on
+        MSP-PODCAST, as the paper states) and ``best fusion vs best single modality (%)``
+        (best of EF-CS, EF-WS, EF-PT, LF-PT over the best of Audio, GloVe, BERT: about 16).
+
+    Notebook: notebooks/05_results.ipynb
+    """
+    from .config import PAPER_FUSION_SYSTEMS, UNIMODAL_SYSTEMS
+
+    internal = {v: k for k, v in SYSTEM_NAMES.items()}
+    table = paper_table1()
+    out = {}
+    for corpus, sub in table.groupby("dataset", sort=False):
+        med = pd.Series(sub["avrec_median"].to_numpy(),
+                        index=[internal[s] for s in sub["system"]])
+        out[corpus] = {GAIN_COLUMNS[0]: relative_gain(med, ["bert"], ["glove"]),
+                       GAIN_COLUMNS[1]: relative_gain(med, PAPER_FUSION_SYSTEMS,
+                                                      UNIMODAL_SYSTEMS)}
+    return pd.DataFrame(out).T
+
+
+def gains_table(scores: pd.DataFrame, *, corpora: dict[str, tuple[str, str | None]]
+                ) -> pd.DataFrame:
+    """This run's relative AvRec gains beside the paper's (:func:`paper_gains`).
+
+    ``scores``: :func:`ser_utils.metrics.score_predictions` rows with ``dataset``; ``corpora``:
+    as :func:`beside_paper`. One row per corpus (its title); columns (gain, ``this run`` /
+    ``paper``), in %, NaN where a system is missing or the corpus has no paper counterpart.
+
+    Notebook: notebooks/05_results.ipynb
+    """
+    from .config import PAPER_FUSION_SYSTEMS, UNIMODAL_SYSTEMS
+
+    paper = paper_gains()
+    rows = {}
+    for name, (title, paper_name) in corpora.items():
+        med = scores[scores["dataset"] == name].groupby("system")["uar"].median()
+        if med.empty:
+            continue
+        ours = {GAIN_COLUMNS[0]: relative_gain(med, ["bert"], ["glove"]),
+                GAIN_COLUMNS[1]: relative_gain(med, PAPER_FUSION_SYSTEMS, UNIMODAL_SYSTEMS)}
+        rows[title] = {(g, src): (ours[g] if src == "this run" else
+                                  paper.at[paper_name, g] if paper_name in paper.index
+                                  else np.nan)
+                       for g in GAIN_COLUMNS for src in ("this run", "paper")}
+    out = pd.DataFrame(rows).T
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    return out.astype(float).round(1)
+
+
+def results_findings(scores: pd.DataFrame, pairs: pd.DataFrame | None = None, *,
+                     corpora: dict[str, tuple[str, str | None]]) -> str:
+    """Markdown, one line per corpus, in the paper's terms: BERT over GloVe and the best fusion
+    system over the best single modality (relative gains of the median AvRec over seeds, beside
+    the paper's from :func:`paper_gains`), and whether the speaker-bootstrap interval of that
+    fusion system's AvRec difference (``pairs``, :func:`ser_utils.metrics.compare_to_best_single`)
+    excludes 0.
+
+    ``corpora``: as :func:`beside_paper`.
+
+    Notebook: notebooks/05_results.ipynb
+    """
+    from .config import PAPER_FUSION_SYSTEMS, UNIMODAL_SYSTEMS
+
+    paper = paper_gains()
+
+    def versus(paper_name, column):
+        if paper_name not in paper.index:
+            return ""
+        return f" (paper, {paper_name}: {paper.at[paper_name, column]:+.1f} %)"
+
+    lines = []
+    for name, (title, paper_name) in corpora.items():
+        med = scores[scores["dataset"] == name].groupby("system")["uar"].median()
+        parts = []
+        if {"bert", "glove"} <= set(med.index):
+            parts.append(f"BERT over GloVe {relative_gain(med, ['bert'], ['glove']):+.1f} % "
+                         f"relative AvRec" + versus(paper_name, GAIN_COLUMNS[0]))
+        fus = med.reindex(PAPER_FUSION_SYSTEMS).dropna()
+        uni = med.reindex(UNIMODAL_SYSTEMS).dropna()
+        if len(fus) and len(uni):
+            best, single = fus.idxmax(), uni.idxmax()
+            text = (f"the best fusion system, {SYSTEM_NAMES[best]} ({100 * fus[best]:.1f} %), "
+                    f"over the best single modality, {SYSTEM_NAMES[single]} "
+                    f"({100 * uni[single]:.1f} %): {relative_gain(med, [best], [single]):+.1f} %"
+                    + versus(paper_name, GAIN_COLUMNS[1]))
+            if pairs is not None and len(pairs):
+                row = pairs[(pairs.get("dataset", name) == name) & (pairs["system"] == best)
+                            & (pairs["metric"] == "uar") & (pairs["reference"] == single)]
+                if len(row) and not np.isnan(row["low"].iloc[0]):
+                    r = row.iloc[0]
+                    verdict = ("excludes 0: a real difference" if r["significant"]
+                               else "includes 0: not a real difference")
+                    interval = _with_interval(r.estimate, r.low, r.high, "uar", sign="+")
+                    text += f"; its 95 % interval, {interval} pp, {verdict}"
+            parts.append(text)
+        if parts:
+            n_seeds = scores.loc[scores["dataset"] == name, "seed"].nunique()
+            lines.append(f"* **{title}** ({n_seeds} seeds): " + "; ".join(parts) + ".")
+    return "\n".join(lines) or "No scores in this run."
+
+
+def plot_confusion_grid(preds: pd.DataFrame, *, systems, title: str = "", ncols: int = 4):
+    """Row-normalised confusion matrices of every system of one corpus (rows: true class;
+    the predictions of all seeds and folds pooled), one small panel per system.
+
+    Notebook: notebooks/05_results.ipynb
+    """
+    from .metrics import confusion
+
+    present = [s for s in systems if s in set(preds["system"])]
+    ncols = max(1, min(ncols, len(present)))
+    nrows = -(-len(present) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.1 * ncols, 3.0 * nrows), squeeze=False)
+    for ax in axes.flat[len(present):]:
+        ax.set_axis_off()
+    for k, (ax, system) in enumerate(zip(axes.flat, present)):
+        cm = confusion(preds[preds["system"] == system])
+        ax.imshow(cm.to_numpy(), vmin=0, vmax=1, cmap="Blues")
+        for i in range(cm.shape[0]):
+            for j in range(cm.shape[1]):
+                v = cm.iat[i, j]
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if v > 0.5 else "black")
+        ax.set_xticks(range(len(cm.columns)), cm.columns if k // ncols == nrows - 1 else [],
+                      rotation=30, fontsize=8)
+        ax.set_yticks(range(len(cm.index)), cm.index if k % ncols == 0 else [], fontsize=8)
+        ax.set_title(SYSTEM_NAMES.get(system, system).split(" (")[0], fontsize=9)
+    if title:
+        fig.suptitle(f"{title} (rows: true class, columns: predicted)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_fusion_gain(pairs: pd.DataFrame):
+    """Each fusion system minus the best single modality, with its 95 % speaker-bootstrap
+    interval: one panel per metric (AvRec in percentage points, AvAUC), one colour per corpus.
+
+    ``pairs``: :func:`ser_utils.metrics.compare_to_best_single` rows (with ``dataset``).
+
+    Notebook: notebooks/05_results.ipynb
+    """
+    pairs = pairs if "dataset" in pairs.columns else pairs.assign(dataset="")
+    metrics_ = [m for m in ("uar", "auc") if m in set(pairs["metric"])]
+    systems = list(dict.fromkeys(pairs["system"]))
+    names = list(dict.fromkeys(pairs["dataset"]))
+    fig, axes = plt.subplots(1, len(metrics_), figsize=(5.5 * len(metrics_),
+                                                        0.9 + 0.45 * len(systems) * len(names)),
+                             squeeze=False)
+    for ax, metric in zip(axes[0], metrics_):
+        label, scale, _ = _METRIC_FORMATS[metric]
+        for k, name in enumerate(names):
+            sub = pairs[(pairs["metric"] == metric) & (pairs["dataset"] == name)]
+            sub = sub.set_index("system").reindex(systems).dropna(subset=["estimate"])
+            y = np.array([systems.index(s) for s in sub.index]) + 0.8 * (
+                k - (len(names) - 1) / 2) / max(len(names), 1)
+            est = scale * sub["estimate"].to_numpy(float)
+            lo = scale * sub["low"].to_numpy(float)
+            hi = scale * sub["high"].to_numpy(float)
+            ref = ", ".join(SYSTEM_NAMES.get(r, r) for r in dict.fromkeys(sub["reference"]))
+            ax.errorbar(est, y, xerr=[np.nan_to_num(est - lo), np.nan_to_num(hi - est)],
+                        fmt="o", capsize=3, color=f"C{k}", label=f"{name} (vs {ref})")
+        ax.axvline(0, color="0.4", lw=1, ls="--")
+        ax.set_yticks(range(len(systems)),
+                      [SYSTEM_NAMES.get(s, s).split(" (")[0] for s in systems])
+        ax.invert_yaxis()
+        short = label.replace(" (%)", "")
+        ax.set(xlabel=f"{short} difference" + (" (pp)" if metric == "uar" else ""),
+               title=f"{short}: fusion − best single modality")
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
 def plot_auc_boxes(scores: pd.DataFrame, *, systems, metric: str = "auc"):
-    """Fig. 3: box plots over seeds of AvAUC per system, one panel per corpus."""
+    """Fig. 3: box plots over seeds of AvAUC per system, every seed drawn as a point; one panel
+    per corpus. Notebook: notebooks/05_results.ipynb"""
     names = list(dict.fromkeys(scores["dataset"]))
     fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 3.6), squeeze=False)
     for ax, name in zip(axes[0], names):
         sub = scores[scores["dataset"] == name]
         present = [s for s in systems if s in set(sub["system"])]
-        ax.boxplot([sub.loc[sub["system"] == s, metric] for s in present],
-                   tick_labels=[SYSTEM_NAMES.get(s, s) for s in present])
+        data = [sub.loc[sub["system"] == s, metric].to_numpy() for s in present]
+        ax.boxplot(data, tick_labels=[SYSTEM_NAMES.get(s, s).split(" (")[0] for s in present],
+                   showfliers=False, medianprops={"color": "k"})
+        rng = np.random.default_rng(0)  # horizontal jitter of the seed points only
+        for k, values in enumerate(data, start=1):
+            ax.scatter(k + rng.uniform(-0.12, 0.12, len(values)), values, s=14, alpha=0.7,
+                       zorder=3)
         ax.set(title=name, ylabel="AvAUC over seeds")
         ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()

@@ -141,3 +141,108 @@ def test_ci_notes():
     assert "* **iemocap**: 3 of 100 resamples lacked a class and were skipped (EF-PT AvRec)." \
         in reporting.ci_notes(ci).splitlines()
     assert "enough speakers" in reporting.ci_notes(ci.assign(note=""))
+
+
+# -- what each chapter's run shows, and its figures -------------------------------------------
+
+def test_data_findings_counts_and_chance():
+    df = pd.DataFrame({"label": ["neutral"] * 6 + ["angry", "happy", "sad", "sad"],
+                       "speaker": list("ababababab"), "duration": [360.0] * 10})
+    text = reporting.data_findings({"Demo": df})
+    assert "**Demo**: 10 utterances from 2 speakers (1.00 h)" in text
+    assert "*neutral*, holds 60 %" in text and "*angry*, 10 %" in text
+    assert "AvRec of 25 %" in text
+
+
+def test_paper_gains_match_the_papers_text():
+    gains = reporting.paper_gains()
+    # Sec. 4.3: BERT over GloVe +15.5 % (IEMOCAP), +2.4 % (MSP-PODCAST); fusion about +16 %
+    assert gains.loc["IEMOCAP", "BERT vs GloVe (%)"] == pytest.approx(15.5, abs=0.05)
+    assert gains.loc["MSP-PODCAST", "BERT vs GloVe (%)"] == pytest.approx(2.4, abs=0.05)
+    col = "best fusion vs best single modality (%)"
+    assert gains.loc["IEMOCAP", col] == pytest.approx(100 * (65.1 - 56.0) / 56.0)
+    assert gains.loc["MSP-PODCAST", col] == pytest.approx(100 * (59.1 - 51.0) / 51.0)
+
+
+def _run_scores():
+    # median uar: audio 0.50, glove 0.40, bert 0.60, ef_cs 0.69, lf_pt 0.65
+    rows = []
+    for system, values in {"audio": [0.5, 0.5, 0.5], "glove": [0.4, 0.4, 0.4],
+                           "bert": [0.6, 0.6, 0.6], "ef_cs": [0.69, 0.69, 0.69],
+                           "lf_pt": [0.65, 0.64, 0.66]}.items():
+        rows += [{"dataset": "d", "system": system, "seed": k, "uar": v, "auc": 0.8}
+                 for k, v in enumerate(values)]
+    return pd.DataFrame(rows)
+
+
+def test_gains_table_and_results_findings():
+    corpora = {"d": ("IEMOCAP (demo)", "IEMOCAP")}
+    table = reporting.gains_table(_run_scores(), corpora=corpora)
+    assert table.loc["IEMOCAP (demo)", ("BERT vs GloVe (%)", "this run")] == 50.0
+    assert table.loc["IEMOCAP (demo)", ("BERT vs GloVe (%)", "paper")] == 15.5
+    col = "best fusion vs best single modality (%)"
+    assert table.loc["IEMOCAP (demo)", (col, "this run")] == 15.0
+    pairs = pd.DataFrame({"dataset": ["d"], "system": ["ef_cs"], "reference": ["bert"],
+                          "metric": ["uar"], "estimate": [0.09], "low": [0.05],
+                          "high": [0.12], "significant": [True], "note": [""]})
+    text = reporting.results_findings(_run_scores(), pairs, corpora=corpora)
+    assert "(3 seeds)" in text
+    assert "BERT over GloVe +50.0 % relative AvRec (paper, IEMOCAP: +15.5 %)" in text
+    assert "EF-CS (69.0 %)" in text and "BERT (60.0 %): +15.0 %" in text
+    assert "(paper, IEMOCAP: +16.2 %)" in text  # 65.1 over 56.0
+    assert "+9.0 [+5.0, +12.0] pp, excludes 0" in text
+    # a corpus without a paper counterpart gets no paper number
+    text = reporting.results_findings(_run_scores(), corpora={"d": ("mine", None)})
+    assert "paper" not in text
+
+
+def _preds():
+    import numpy as np
+    rng = np.random.default_rng(0)
+    rows = []
+    for system in ("audio", "bert", "ef_cs"):
+        for i, label in enumerate(["angry", "happy", "sad", "neutral"] * 5):
+            p = rng.dirichlet(np.ones(4))
+            rows.append({"system": system, "seed": 0, "utt_id": f"u{i}", "label": label,
+                         "fold": 0, **dict(zip(["p_angry", "p_happy", "p_sad", "p_neutral"], p))})
+    return pd.DataFrame(rows)
+
+
+def test_result_figures_draw_one_panel_per_system_and_metric():
+    import matplotlib
+    matplotlib.use("Agg")
+    fig = reporting.plot_confusion_grid(_preds(), systems=["audio", "bert", "ef_cs", "lf_pt"],
+                                        ncols=2)
+    titles = [ax.get_title() for ax in fig.axes if ax.axison]
+    assert titles == ["Audio", "BERT", "EF-CS"]
+    fig = reporting.plot_fusion_gain(_pairs())
+    assert [ax.get_title() for ax in fig.axes] == ["AvRec: fusion − best single modality",
+                                                   "AvAUC: fusion − best single modality"]
+    fig = reporting.plot_auc_boxes(_scores(), systems=["audio", "bert"])
+    assert len(fig.axes[0].collections) == 2  # the seeds of each system as points
+
+
+def test_features_findings_and_figures():
+    import matplotlib
+    import numpy as np
+    matplotlib.use("Agg")
+    from ser_utils.features.pitch_check import TRACKERS
+    stats = pd.DataFrame({"label": ["angry", "sad", "angry", "sad"],
+                          "F0_voiced_mean": [220.0, 120.0, 240.0, 110.0],
+                          "loudness_mean": [2.0, 0.5, 2.2, 0.4]})
+    check = pd.DataFrame({"utterances": [10, 10], "voicing agreement": [0.9, 0.7],
+                          "gross pitch error": [0.01, 0.05]},
+                         index=[TRACKERS["project"], TRACKERS["egemaps"]])
+    text = reporting.features_findings({"C": stats}, {"C": check})
+    assert "median pitch is highest for *angry* and lowest for *sad*" in text
+    assert "agrees on voicing in 90 % of the frames (stock eGeMAPS: 70 %)" in text
+    assert "1.0 % of the frames both call voiced (eGeMAPS: 5.0 %)" in text
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(size=(50, 18)) for _ in range(3)]
+    for a in arrays:
+        a[:, 0] = np.where(rng.random(50) < 0.5, 0.0, 150 + 20 * rng.normal(size=50))
+    fig = reporting.plot_voiced_normalisation(arrays, title="t")
+    assert len(fig.axes) == 2
+    tracks = pd.DataFrame({"time": [0.016, 0.026], "project": [0.0, 150.0],
+                           "egemaps": [0.0, 151.0], "praat": [0.0, 149.0]})
+    assert len(reporting.plot_f0_tracks({"A": tracks, "B": tracks}).axes) == 2
