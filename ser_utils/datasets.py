@@ -797,10 +797,11 @@ def msp_release_note(counts: pd.DataFrame) -> str:
             diffs.append(f"there is no {p} part")
             continue
         row = counts.loc[p]
-        for what in ("utterances", "speakers"):
-            ours, theirs = int(row[what]), int(row[f"paper {what}"])
-            if ours != theirs:
-                diffs.append(f"{p}: {ours:,} {what} against {theirs:,}")
+        ours = [int(row["utterances"]), int(row["speakers"])]
+        theirs = [int(row["paper utterances"]), int(row["paper speakers"])]
+        if ours != theirs:
+            diffs.append(f"{p}: {ours[0]:,} utterances from {ours[1]:,} speakers against "
+                         f"{theirs[0]:,} from {theirs[1]:,}")
     if not diffs:
         return (f"The training and test parts have the paper's release {release} counts "
                 "(utterances and speakers).")

@@ -517,7 +517,9 @@ def test_msp_release_counts_parts_and_paper_columns():
 
 def test_msp_release_note_says_what_differs():
     note = ds.msp_release_note(ds.msp_release_counts(_msp_table(10, 3, 4, 2)))
-    assert "11 utterances against 12,078" in note and "not comparable" in note
+    assert "train: 11 utterances from 4 speakers against 12,078 from 601" in note
+    assert "test: 4 utterances from 2 speakers against 5,557 from 50" in note
+    assert "not comparable" in note
     counts = pd.DataFrame({"utterances": [12_078, 5_557], "speakers": [601, 50],
                            "paper utterances": [12_078, 5_557], "paper speakers": [601, 50]},
                           index=["train", "test"])

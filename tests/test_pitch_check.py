@@ -57,6 +57,7 @@ def test_f0_tracks_and_cross_check_on_files(tmp_path):
     tracks = P.f0_tracks(df["path"][0], audio["u0"][:, A.LLD_COLUMNS.index("F0")])
     assert list(tracks.columns) == ["time", "project", "egemaps", "praat"]
     assert len(tracks) == len(audio["u0"])
+    pd.testing.assert_frame_equal(tracks, P.f0_tracks(df["path"][0], audio["u0"]))  # (n, 18)
     check = P.cross_check(df, audio, n=10)
     assert list(check.index) == [P.TRACKERS["project"], P.TRACKERS["egemaps"]]
     assert (check["utterances"] == 3).all()

@@ -169,8 +169,8 @@ def f0_tracks(path, project_f0: np.ndarray) -> pd.DataFrame:
     ----------
     path : str or os.PathLike
         Audio file (read as :func:`ser_utils.features.acoustic.read_audio` does).
-    project_f0 : np.ndarray, shape (n_frames,)
-        The project's F0 of that file (column ``F0`` of the cached descriptors).
+    project_f0 : np.ndarray, shape (n_frames,) or (n_frames, 18)
+        The project's F0 of that file, or its cached descriptors (column ``F0`` is taken).
 
     Returns
     -------
@@ -178,9 +178,12 @@ def f0_tracks(path, project_f0: np.ndarray) -> pd.DataFrame:
         ``time`` (s, frame centres) and one F0 column (Hz, 0 = unvoiced) per tracker:
         ``project``, ``egemaps``, ``praat``.
     """
+    project_f0 = np.asarray(project_f0, dtype=np.float64)
+    if project_f0.ndim == 2:
+        project_f0 = project_f0[:, LLD_COLUMNS.index("F0")]
     x = read_audio(path)
     times = frame_times(len(project_f0))
-    return pd.DataFrame({"time": times, "project": np.asarray(project_f0, dtype=np.float64),
+    return pd.DataFrame({"time": times, "project": project_f0,
                          "egemaps": egemaps_f0(x, SAMPLE_RATE, times=times),
                          "praat": praat_f0(x, SAMPLE_RATE, times=times)})
 
@@ -209,10 +212,9 @@ def cross_check(df: pd.DataFrame, audio: Mapping[str, np.ndarray], *, n: int = 3
 
     Notebook: notebooks/01_features.ipynb
     """
-    f0 = LLD_COLUMNS.index("F0")
     rows = df[df["utt_id"].isin(list(audio))]
     rows = rows.sample(n=min(n, len(rows)), random_state=seed)
-    tracks = pd.concat([f0_tracks(path, audio[utt][:, f0])
+    tracks = pd.concat([f0_tracks(path, audio[utt])
                         for utt, path in zip(rows["utt_id"], rows["path"])], ignore_index=True)
     out = pd.DataFrame({TRACKERS[t]: {"utterances": len(rows),
                                       **compare_f0(tracks["praat"], tracks[t])}
