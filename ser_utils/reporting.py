@@ -502,6 +502,10 @@ def results_findings(scores: pd.DataFrame, pairs: pd.DataFrame | None = None, *,
         uni = med.reindex(UNIMODAL_SYSTEMS).dropna()
         if len(fus) and len(uni):
             best, single = fus.idxmax(), uni.idxmax()
+            ref = pairs[(pairs.get("dataset", name) == name) & (pairs["metric"] == "uar")] \
+                if pairs is not None and len(pairs) else ()
+            if len(ref) and ref["reference"].iloc[0] in uni.index:
+                single = ref["reference"].iloc[0]  # the same one among ties as the intervals
             text = (f"the best fusion system, {SYSTEM_NAMES[best]} ({100 * fus[best]:.1f} %), "
                     f"over the best single modality, {SYSTEM_NAMES[single]} "
                     f"({100 * uni[single]:.1f} %): {relative_gain(med, [best], [single]):+.1f} %"
@@ -518,7 +522,8 @@ def results_findings(scores: pd.DataFrame, pairs: pd.DataFrame | None = None, *,
             parts.append(text)
         if parts:
             n_seeds = scores.loc[scores["dataset"] == name, "seed"].nunique()
-            lines.append(f"* **{title}** ({n_seeds} seeds): " + "; ".join(parts) + ".")
+            lines.append(f"* **{title}** ({n_seeds} seed{'s' * (n_seeds != 1)}): "
+                         + "; ".join(parts) + ".")
     return "\n".join(lines) or "No scores in this run."
 
 
