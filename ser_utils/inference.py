@@ -70,6 +70,8 @@ __all__ = [
     "check_against_stage",
     "demo_utterances",
     "cli_command",
+    "shown_command",
+    "inference_findings",
 ]
 
 #: Version of the folder layout / predictor.json schema; bump on incompatible changes.
@@ -866,3 +868,41 @@ def cli_command(model_dir: str | os.PathLike, wavs: Sequence[str | os.PathLike],
     if texts is not None:
         cmd += ["--text", *(t or "" for t in texts)]
     return cmd
+
+
+def shown_command(cmd: Sequence[str], roots: Mapping[str, str]) -> str:
+    """``cmd`` as a shell line for the book, with each machine folder in ``roots`` replaced by
+    its label (e.g. ``{"/abs/results/quick": "$RESULTS"}``), longest folder first, so that no
+    path of the machine that ran it is shown. Notebook: notebooks/06_inference.ipynb"""
+    import shlex
+
+    line = shlex.join(list(cmd))
+    for root in sorted(roots, key=len, reverse=True):
+        line = line.replace(str(root), roots[root])
+    return line
+
+
+def inference_findings(check: pd.Series, table: pd.DataFrame) -> str:
+    """Markdown: whether the exported model reproduces the stage's probabilities
+    (:func:`check_against_stage`), and how many of the held-out utterances shown it classifies
+    as annotated (``table``: ``label`` and ``predicted`` columns).
+
+    Notebook: notebooks/06_inference.ipynb
+    """
+    parts = []
+    if check is None or check.empty or not check.get("utterances", 0):
+        parts.append("The fusion stage saved no predictions for this job, so the export could "
+                     "not be compared with it.")
+    else:
+        parts.append(
+            f"The exported model reproduces the fusion stage's probabilities on "
+            f"{int(check['utterances'])} test utterances: the largest difference of a "
+            f"probability is {float(check['max_abs_diff']):.1e}, and "
+            f"{100 * float(check['same_class']):.0f} % of them get the same predicted class.")
+    if len(table):
+        hits = int((table["label"] == table["predicted"]).sum())
+        parts.append(f"On the {len(table)} held-out utterances shown it predicts the annotated "
+                     f"class for {hits}; one model from one seed, which says little on its own "
+                     "(Table 1 is the median over seeds).")
+    return " ".join(parts)
+

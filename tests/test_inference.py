@@ -260,3 +260,24 @@ def test_cli_command():
     assert cmd == ["python", "-m", "ser_utils", "predict", "--model", "m", "--wav", "a.wav",
                    "b.wav", "--text", "hello there", ""]
     assert "--text" not in I.cli_command("m", ["a.wav"])
+
+
+def test_shown_command_hides_machine_folders():
+    cmd = I.cli_command("/abs/results/quick/iemocap/inference/job", ["/abs/data/a b.wav"],
+                        ["it's fine"])
+    line = I.shown_command(cmd, {"/abs/results/quick": "$RESULTS", "/abs/data": "$DATA",
+                                 "/abs": "$ROOT"})
+    assert "/abs" not in line
+    assert line.startswith("python -m ser_utils predict --model $RESULTS/iemocap/inference/job")
+    assert "'$DATA/a b.wav'" in line  # quoting kept from shlex.join
+    assert "'it'\"'\"'s fine'" in line
+
+
+def test_inference_findings():
+    check = pd.Series({"utterances": 26, "max_abs_diff": 2e-7, "same_class": 1.0})
+    table = pd.DataFrame({"label": ["angry", "sad", "happy"],
+                          "predicted": ["angry", "sad", "sad"]})
+    text = I.inference_findings(check, table)
+    assert "on 26 test utterances" in text and "2.0e-07" in text and "100 %" in text
+    assert "predicts the annotated class for 2" in text and "3 held-out" in text
+    assert "could not be compared" in I.inference_findings(pd.Series(dtype=float), table)
