@@ -21,9 +21,9 @@ CRITERION_NAMES = {"random": "RAND", "speaker": "SP", "speaker_script": "SP&SC",
 __all__ = ["save_figure", "plot_durations", "plot_contours", "utterance_stats",
            "plot_class_distributions", "pooled", "plot_text_projection", "plot_fold_study",
            "median_iqr_table", "plot_auc_boxes", "relative_gain", "plot_confusion",
-           "data_findings", "plot_f0_tracks", "plot_voiced_normalisation", "features_findings",
+           "corpus_table", "data_findings", "plot_f0_tracks", "plot_voiced_normalisation", "features_findings",
            "paper_gains", "gains_table", "results_findings", "plot_confusion_grid",
-           "plot_fusion_gain", "GAIN_COLUMNS",
+           "plot_fusion_gain", "GAIN_COLUMNS", "plot_class_probabilities",
            "paper_table1", "beside_paper", "PAPER_CORPORA", "plot_epoch_curves", "ci_table",
            "ci_notes",
            "significance_table", "significance_summary", "PAPER_GAINS",
@@ -57,6 +57,22 @@ def plot_durations(corpora: dict[str, pd.DataFrame], *, bins: int = 40):
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def corpus_table(corpora: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per corpus: utterances, speakers, hours and the labels the loader dropped
+    (``df.attrs["dropped_labels"]``, e.g. "fru 6, xxx 3").
+
+    ``corpora``: ``{title: utterance table}`` (``speaker``, ``duration``).
+
+    Notebook: notebooks/00_data.ipynb
+    """
+    return pd.DataFrame([{
+        "utterances": len(df), "speakers": df["speaker"].nunique(),
+        "hours": round(float(df["duration"].sum()) / 3600, 2),
+        "other labels dropped": ", ".join(
+            f"{k} {v}" for k, v in df.attrs.get("dropped_labels", {}).items()) or "none"}
+        for df in corpora.values()], index=list(corpora))
 
 
 def data_findings(corpora: dict[str, pd.DataFrame]) -> str:
@@ -175,11 +191,12 @@ def plot_f0_tracks(tracks: dict[str, pd.DataFrame]):
     """
     from .features.pitch_check import TRACKERS
 
-    style = {"praat": dict(color="0.6", lw=5, alpha=0.6), "egemaps": dict(color="C1", lw=1.5),
-             "project": dict(color="C0", lw=1.5, marker=".", ms=3)}
+    style = {"praat": dict(color="0.6", lw=5, alpha=0.6),
+             "project": dict(color="C0", lw=1.5, marker=".", ms=3),
+             "egemaps": dict(color="C1", lw=1.5, ls="--")}
     fig, axes = plt.subplots(len(tracks), 1, figsize=(11, 2.6 * len(tracks)), squeeze=False)
     for ax, (title, t) in zip(axes[:, 0], tracks.items()):
-        for key in ("praat", "egemaps", "project"):
+        for key in ("praat", "project", "egemaps"):
             ax.plot(t["time"], t[key].where(t[key] > 0), label=TRACKERS[key], **style[key])
         ax.set(title=title, ylabel="F0 (Hz)")
         ax.legend(fontsize=8, loc="upper right")
@@ -538,7 +555,7 @@ def plot_confusion_grid(preds: pd.DataFrame, *, systems, title: str = "", ncols:
     present = [s for s in systems if s in set(preds["system"])]
     ncols = max(1, min(ncols, len(present)))
     nrows = -(-len(present) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.1 * ncols, 3.0 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.3 * ncols, 2.3 * nrows), squeeze=False)
     for ax in axes.flat[len(present):]:
         ax.set_axis_off()
     for k, (ax, system) in enumerate(zip(axes.flat, present)):
@@ -547,7 +564,7 @@ def plot_confusion_grid(preds: pd.DataFrame, *, systems, title: str = "", ncols:
         for i in range(cm.shape[0]):
             for j in range(cm.shape[1]):
                 v = cm.iat[i, j]
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
                         color="white" if v > 0.5 else "black")
         ax.set_xticks(range(len(cm.columns)), cm.columns if k // ncols == nrows - 1 else [],
                       rotation=30, fontsize=8)
@@ -732,6 +749,34 @@ def plot_epoch_curves(stage_dir: str | Path):
         ax.plot([best], [med[system][best]], "o", color=line.get_color())
     ax.set(xlabel="epoch", ylabel="validation AvAUC")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_class_probabilities(proba: pd.DataFrame, *, title: str = ""):
+    """Class probabilities as stacked horizontal bars, one bar per row of ``proba`` (its index
+    labels the bars; columns ``p_<class>`` or the class names, in :data:`CLASSES` order).
+
+    Notebook: notebooks/06_inference.ipynb
+    """
+    cols = [c for c in proba.columns if c.removeprefix("p_") in CLASSES]
+    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.45 * len(proba)))
+    left = np.zeros(len(proba))
+    y = np.arange(len(proba))
+    for c in cols:
+        name = c.removeprefix("p_")
+        values = proba[c].to_numpy(float)
+        ax.barh(y, values, left=left, color=COLORS[name], label=name, height=0.6)
+        for yi, (l, v) in enumerate(zip(left, values)):
+            if v >= 0.08:
+                ax.text(l + v / 2, yi, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="white")
+        left += values
+    ax.set_yticks(y, [str(i) for i in proba.index], fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 1), xlabel="probability", title=title)
+    ax.legend(fontsize=8, ncol=len(cols), loc="lower center", bbox_to_anchor=(0.5, 1.0),
+              frameon=False)
     fig.tight_layout()
     return fig
 

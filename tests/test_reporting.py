@@ -246,3 +246,26 @@ def test_features_findings_and_figures():
     tracks = pd.DataFrame({"time": [0.016, 0.026], "project": [0.0, 150.0],
                            "egemaps": [0.0, 151.0], "praat": [0.0, 149.0]})
     assert len(reporting.plot_f0_tracks({"A": tracks, "B": tracks}).axes) == 2
+
+
+def test_plot_class_probabilities_stacks_to_one():
+    import matplotlib
+    matplotlib.use("Agg")
+    proba = pd.DataFrame({"p_angry": [0.7, 0.1], "p_happy": [0.1, 0.2], "p_sad": [0.1, 0.3],
+                          "p_neutral": [0.1, 0.4], "other": [9, 9]}, index=["u1 (angry)", "u2"])
+    fig = reporting.plot_class_probabilities(proba)
+    ax = fig.axes[0]
+    assert len(ax.patches) == 8  # 2 bars x 4 classes; the other column ignored
+    ends = sorted({round(p.get_x() + p.get_width(), 6) for p in ax.patches})
+    assert ends[-1] == 1.0
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["u1 (angry)", "u2"]
+
+
+def test_corpus_table():
+    df = pd.DataFrame({"speaker": ["a", "b", "a"], "duration": [1800.0, 1800.0, 3600.0]})
+    df.attrs["dropped_labels"] = {"fru": 6, "xxx": 3}
+    plain = pd.DataFrame({"speaker": ["c"], "duration": [36.0]})
+    table = reporting.corpus_table({"One": df, "Two": plain})
+    assert table.loc["One"].tolist() == [3, 2, 2.0, "fru 6, xxx 3"]
+    assert table.loc["Two", "other labels dropped"] == "none"
+    assert table.loc["Two", "hours"] == 0.01
