@@ -40,7 +40,8 @@ def _progress() -> bool:
     return os.environ.get("TQDM_DISABLE", "") in ("", "0", "false", "False")
 
 __all__ = ["prepare_data", "load_utterances", "prepare_features", "feature_files",
-           "main_criterion", "prepare_folds", "fold_summary", "load_folds", "run_systems", "load_predictions"]
+           "main_criterion", "prepare_folds", "fold_summary", "load_folds", "run_systems", "load_predictions",
+           "choose_epochs", "epochs_note"]
 
 
 @contextlib.contextmanager
@@ -240,8 +241,12 @@ def _check_names(settings: Settings, dataset, systems, criterion: str) -> None:
 def choose_epochs(settings: Settings, dataset, systems, folds, *, stage: str, criterion: str,
                   size: str = "base", pretrained_dir: Path | None = None) -> dict[str, int]:
     """Epochs per system (Sec. 3: the epoch with the best median AvAUC over seeds), chosen on an
-    inner validation split of the training sessions; written once to ``<stage>/epochs.json``
-    with the validation curves beside it. With a profile that does not select, its fixed epochs."""
+    inner validation split of each training part made by the fold's own criterion (or, with the
+    profile's ``epoch_protocol="paper"``, on the test folds as the paper did: optimistic);
+    written once to ``<stage>/epochs.json`` with the validation curves beside it and how they
+    were chosen in ``<stage>/epochs_info.json`` (:func:`epochs_note`). With a profile that does
+    not select, its fixed epochs. Under the paper's protocol MSP-PODCAST takes the epochs chosen
+    on IEMOCAP when IEMOCAP is in the run (the paper's rule, Sec. 3)."""
     from . import training
 
     _check_names(settings, dataset, systems, criterion)
@@ -250,6 +255,19 @@ def choose_epochs(settings: Settings, dataset, systems, folds, *, stage: str, cr
     path = out_dir / "epochs.json"
     chosen = json.loads(path.read_text()) if path.exists() else {}
     todo = [s for s in systems if s not in chosen]
+    d = settings.dataset(dataset.name if isinstance(dataset, Dataset) else dataset)
+    info = {"protocol": prof.epoch_protocol if prof.select_epochs else "fixed",
+            "criterion": criterion, "seeds": list(prof.selection_seeds),
+            "folds": prof.selection_folds or len(folds), "max_epochs": prof.max_epochs,
+            "source": d.name}
+    source = next((x for x in settings.datasets if x.kind == "iemocap"), None)
+    if (todo and prof.select_epochs and prof.epoch_protocol == "paper"
+            and d.kind == "msp_podcast" and source is not None):
+        theirs = settings.stage_dir(source, stage) / "epochs.json"
+        taken = json.loads(theirs.read_text()) if theirs.exists() else {}
+        chosen.update({s: int(taken[s]) for s in todo if s in taken})
+        info["source"] = source.name
+        todo = [s for s in systems if s not in chosen]
     if todo and not prof.select_epochs:
         chosen.update({s: prof.epochs for s in todo})
     elif todo:
@@ -257,11 +275,11 @@ def choose_epochs(settings: Settings, dataset, systems, folds, *, stage: str, cr
         curves = []
         for system in todo:
             best, curve = training.select_epochs(
-                system, data, folds[:prof.selection_folds], seeds=prof.selection_seeds,
+                system, data, folds[:prof.selection_folds or None], seeds=prof.selection_seeds,
                 max_epochs=prof.max_epochs, size=size, criterion=criterion,
                 pretrained_dir=pretrained_dir, n_jobs=settings.n_workers,
-                scheduler=settings.scheduler or None,
-                progress=_progress())
+                scheduler=settings.scheduler or None, precision=settings.precision,
+                protocol=prof.epoch_protocol, progress=_progress())
             chosen[system] = int(best)
             curves.append(curve.assign(system=system))
             write_json(path, chosen)  # keep what is finished if a later system is interrupted
@@ -269,7 +287,33 @@ def choose_epochs(settings: Settings, dataset, systems, folds, *, stage: str, cr
         prev = [pd.read_parquet(old)] if old.exists() else []
         write_parquet(old, pd.concat(prev + curves, ignore_index=True))
     write_json(path, chosen)
+    write_json(out_dir / "epochs_info.json", info)
     return chosen
+
+
+def epochs_note(settings: Settings, dataset, stage: str) -> str:
+    """One sentence on how the epochs of ``stage`` were chosen (from ``epochs_info.json``).
+
+    Notebook: notebooks/03_unimodal.ipynb, notebooks/04_fusion.ipynb
+    """
+    path = settings.stage_dir(dataset, stage) / "epochs_info.json"
+    if not path.exists():
+        return "The epochs were fixed by the profile."
+    info = json.loads(path.read_text())
+    name = dataset.name if isinstance(dataset, Dataset) else dataset
+    if info["protocol"] == "fixed":
+        return f"The epochs were fixed by the `{settings.profile.name}` profile (no selection)."
+    how = (f"the best median AvAUC over {len(info['seeds'])} seeds, at most "
+           f"{info['max_epochs']} epochs, on {info['folds']} fold(s) of {info['criterion']}")
+    if info["protocol"] == "paper":
+        text = (f"The epochs were chosen as the paper did, on the **test** folds ({how}): "
+                "optimistic, as in the paper.")
+        if info["source"] != name:
+            text += (f" As in the paper, this corpus takes the epochs chosen on "
+                     f"{settings.dataset(info['source']).title}.")
+        return text
+    return (f"The epochs were chosen on a validation split of each training part made by the "
+            f"fold's own criterion ({how}); the test folds were never seen.")
 
 
 def run_systems(settings: Settings, dataset, systems, *, stage: str, criterion: str,
@@ -299,7 +343,8 @@ def run_systems(settings: Settings, dataset, systems, *, stage: str, criterion: 
     return training.run_grid(jobs, _data_files(settings, dataset),
                              out_dir=settings.stage_dir(dataset, stage), n_jobs=n_jobs,
                              pretrained_dir=pretrained_dir, progress=_progress(),
-                             scheduler=settings.scheduler or None)
+                             scheduler=settings.scheduler or None,
+                             precision=settings.precision)
 
 
 def load_predictions(settings: Settings, dataset, stage: str) -> pd.DataFrame:

@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import (
     GroupKFold,
-    GroupShuffleSplit,
     LeaveOneGroupOut,
     PredefinedSplit,
+    StratifiedGroupKFold,
     StratifiedKFold,
     StratifiedShuffleSplit,
 )
@@ -318,50 +318,117 @@ def folds_from_table(table: pd.DataFrame, df: pd.DataFrame) -> list[Fold]:
 
 
 def inner_split(df: pd.DataFrame, train_idx: np.ndarray, *, seed: int,
+                criterion: str = "speaker",
                 val_fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
     """Carve a validation set out of a fold's training indices (for choosing epochs).
 
-    The corpus's own development split is used when the training rows have one (MSP-PODCAST
-    ``Development``); otherwise about ``val_fraction`` of the training *speakers* are held out
-    (``GroupShuffleSplit``), so validation speakers are unseen in fitting, as test speakers are.
-    Rows without a known speaker count as their own group; with no speakers known at all the
-    split is stratified by label (``StratifiedShuffleSplit``).
+    The outer fold's criterion is applied again to its training part, so that validation is as
+    hard as testing and no leak the criterion forbids reaches the chosen epochs:
+
+    ``"predefined"``
+        The corpus's own development split when the training rows have one (MSP-PODCAST
+        ``Development``); otherwise as ``"speaker"``.
+    ``"random"``
+        A stratified random share ``val_fraction`` of the utterances.
+    ``"speaker"``
+        Whole groups (sessions when every row has one, else speakers), about ``val_fraction``
+        of them, chosen with ``StratifiedGroupKFold`` so that every class of the training part
+        is in the validation set.
+    ``"speaker_script"``
+        As ``"speaker"``, and as in the outer folds: validation keeps the held-out groups'
+        improvised turns and one script, and fitting drops that script entirely (IEMOCAP: the
+        outer training part has no ``script03``, so another script is held out). Rows that are
+        neither fitted nor validated on (the held-out groups' other scripts) are unused.
+
+    Every split is checked with :func:`check_folds` under its criterion. Among the candidate
+    splits (groups of ``StratifiedGroupKFold`` with ``round(1 / val_fraction)`` folds, then
+    fewer and larger ones), the first in a ``seed``-shuffled order that has every class on both
+    sides is taken.
 
     Parameters
     ----------
     df : pandas.DataFrame, shape (n_utterances, ...)
-        Metadata (``label``, ``speaker``, ``split``).
+        Metadata (``label``, ``speaker``, ``session``, ``script``, ``split``).
     train_idx : np.ndarray, shape (n_train,)
-        Positional training indices of one fold.
+        Positional training indices of one outer fold.
     seed : int
         Seed of the random split.
+    criterion : {"random", "speaker", "speaker_script", "predefined"}
+        The outer fold's criterion.
     val_fraction : float
-        Share of training groups (speakers) held out for validation.
+        Share of training groups (or utterances, ``"random"``) held out for validation.
 
     Returns
     -------
     fit_idx, val_idx : np.ndarray
-        Disjoint sorted positional indices whose union is ``train_idx``.
+        Disjoint sorted positional indices, both within ``train_idx``.
+
+    Raises
+    ------
+    ValueError
+        If no split puts every class on both sides (the message says which classes are
+        confined to which groups, and what to do).
+    LeakageError
+        If a split breaks its criterion (a bug: splits are built not to).
 
     Notebook: notebooks/03_unimodal.ipynb
     """
+    _check_criterion(criterion)
     train_idx = np.sort(np.asarray(train_idx, dtype=np.int64))
     if len(train_idx) < 2:
         raise ValueError(f"cannot carve a validation set from {len(train_idx)} training indices")
-    split = np.char.lower(_column(df, "split").astype(str))[train_idx]
-    is_dev = np.isin(split, PREDEFINED_VALIDATION)
-    if is_dev.any() and not is_dev.all():
-        return train_idx[~is_dev], train_idx[is_dev]
-    speaker = _column(df, "speaker")[train_idx]
-    X = np.zeros((len(train_idx), 1))
-    if (speaker != "").any():
-        groups = np.where(speaker != "", speaker, [f"\0utt{i}" for i in train_idx])
-        if len(np.unique(groups)) < 2:
-            raise ValueError("cannot hold out validation speakers: the training indices have a "
-                             "single speaker")
-        splitter = GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)
-        fit, val = next(splitter.split(X, groups=groups))
-    else:
+    sub = df.iloc[train_idx].reset_index(drop=True)
+    y = _column(sub, "label")
+    classes = set(y)
+    if criterion == "predefined":
+        split = np.char.lower(_column(sub, "split").astype(str))
+        is_dev = np.isin(split, PREDEFINED_VALIDATION)
+        if is_dev.any() and not is_dev.all():
+            return train_idx[~is_dev], train_idx[is_dev]
+        criterion = "speaker"
+    X = np.zeros((len(sub), 1))
+    if criterion == "random":
         splitter = StratifiedShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)
-        fit, val = next(splitter.split(X, _column(df, "label")[train_idx]))
-    return np.sort(train_idx[fit]), np.sort(train_idx[val])
+        fit, val = next(splitter.split(X, y))
+        check_folds(sub, [(np.sort(fit), np.sort(val))], "random")
+        return train_idx[np.sort(fit)], train_idx[np.sort(val)]
+    groups, column = _speaker_groups(sub)
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise ValueError(f"cannot hold out validation {column}s: the training part has a single "
+                         f"{column}; give the validation indices explicitly, or choose epochs "
+                         "with epoch_protocol='paper' or a profile with fixed epochs")
+    script = _column(sub, "script")
+    held_scripts = [""]  # "": no script held out (validation on improvised turns only)
+    if criterion == "speaker_script":
+        held_scripts = sorted(set(script) - {""}, reverse=True) + [""]
+    rng = np.random.default_rng(seed)
+    target = max(2, min(n_groups, round(1 / val_fraction)))
+    for n_splits in range(target, 1, -1):
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        candidates = list(splitter.split(X, y, groups))
+        for k in rng.permutation(len(candidates)):
+            fit, val = candidates[k]
+            for held in held_scripts:
+                if criterion == "speaker_script":
+                    # as the outer folds: validation = improvised + the held-out script,
+                    # fitting never sees that script
+                    val_k = val[(script[val] == "") | (script[val] == held)]
+                    fit_k = fit[script[fit] != held]
+                else:
+                    fit_k, val_k = fit, val
+                if held and not (script[val_k] == held).any():
+                    continue  # the held-out groups do not perform this script
+                if set(y[val_k]) == classes and set(y[fit_k]) == classes:
+                    fit_k, val_k = np.sort(fit_k), np.sort(val_k)
+                    check_folds(sub, [(fit_k, val_k)], criterion)
+                    return train_idx[fit_k], train_idx[val_k]
+    per_class = pd.crosstab(pd.Series(y, name="label"), pd.Series(groups, name=column))
+    confined = {c: sorted(per_class.columns[per_class.loc[c] > 0].tolist())
+                for c in per_class.index if (per_class.loc[c] > 0).sum() <= 1}
+    raise ValueError(
+        f"no split of the {n_groups} training {column}s puts every class "
+        f"{sorted(classes)} in both the validation and the fitting part"
+        + (f" (classes spoken by a single {column}: {confined})" if confined else "")
+        + "; give the validation indices explicitly (a third array per fold), choose epochs "
+        "with epoch_protocol='paper', or use a profile with fixed epochs")

@@ -634,7 +634,7 @@ def _train(job, data, train_idx, test_idx, *, pretrained, batch_size):
 def fit_for_export(data, train_idx, test_idx, *, system: str, criterion: str, fold: int,
                    seed: int, epochs: int, size: str = "base", audio_epochs: int | None = None,
                    unimodal_dir: str | os.PathLike | None = None, dataset: str = "",
-                   batch_size: int | None = None) -> Fitted:
+                   batch_size: int | None = None, precision: str | None = None) -> Fitted:
     """Train one job of the protocol (Sec. 3) and its audio model, as :func:`export_model` wants.
 
     The model is trained exactly as the fusion / unimodal stages train the same job (same
@@ -664,6 +664,8 @@ def fit_for_export(data, train_idx, test_idx, *, system: str, criterion: str, fo
         Dataset name, for the provenance.
     batch_size : int, optional
         Default :data:`ser_utils.training.BATCH_SIZE`.
+    precision : {"auto", "float32", "bfloat16"}, optional
+        As the stages' training (:mod:`ser_utils.precision`); the exported model keeps it.
 
     Returns
     -------
@@ -671,6 +673,19 @@ def fit_for_export(data, train_idx, test_idx, *, system: str, criterion: str, fo
 
     Notebook: notebooks/06_inference.ipynb
     """
+    from . import precision as P
+
+    with P.using(precision) as resolved:
+        fitted = _fit_for_export(data, train_idx, test_idx, system=system, criterion=criterion,
+                                 fold=fold, seed=seed, epochs=epochs, size=size,
+                                 audio_epochs=audio_epochs, unimodal_dir=unimodal_dir,
+                                 dataset=dataset, batch_size=batch_size)
+    fitted.provenance["precision"] = resolved
+    return fitted
+
+
+def _fit_for_export(data, train_idx, test_idx, *, system, criterion, fold, seed, epochs, size,
+                    audio_epochs, unimodal_dir, dataset, batch_size) -> Fitted:
     import tensorflow as tf
 
     from . import models as M
@@ -791,7 +806,8 @@ def train_and_export(settings, dataset, *, system: str | None = None, fold: int 
     fitted = fit_for_export(data, train_idx, test_idx, system=system, criterion=criterion,
                             fold=fold, seed=seed, epochs=epochs, size=size,
                             audio_epochs=_stage_epochs(settings, d, "unimodal", "audio"),
-                            unimodal_dir=unimodal_dir, dataset=d.name)
+                            unimodal_dir=unimodal_dir, dataset=d.name,
+                            precision=settings.precision)
     encoder = experiment.feature_files(settings, d)["encoders"]["bert"]
     return export_model(fitted.model, out_dir, normaliser=fitted.normaliser,
                         text_encoder={**encoder, "spec": settings.text_model}, system=system,

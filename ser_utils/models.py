@@ -15,11 +15,17 @@ arithmetic::
         concat(X_pool, L_T4, L_A3) (360-d) -> X_dense (128, ReLU) -> X_out (4, softmax)
 
 Inputs are zero-padded float32 sequences; a time step is padding iff its feature vector is all
-zeros. The mask is derived inside the model (``SequenceMask``) and honoured everywhere: batch
-normalisation computes masked moments, every block re-zeroes padded steps (``ApplyMask``; a
-'same' convolution would otherwise carry the bias / BN shift of padded steps into the last valid
+zeros. The mask is derived inside the model (``SequenceMask``) and honoured everywhere: every
+dense / conv layer is followed by one ``MaskedBatchNormReLU`` layer (``<name>_bn``) that
+normalises with the moments of the valid steps only, applies the ReLU and re-zeroes padded steps
+(a 'same' convolution would otherwise carry the bias / BN shift of padded steps into the last valid
 steps), and pooling is a masked mean that returns zeros for an all-padding sequence. Appending
 zero steps to an input therefore does not change the model's output in inference mode.
+
+Precision: under Keras' ``mixed_bfloat16`` policy (``ser_utils.precision``) the dense and
+convolution layers compute in bfloat16 (oneDNN's AVX512-BF16 / AMX kernels), while the mask,
+the batch-normalisation arithmetic, the pooling and every softmax output stay float32, so
+probabilities and losses are float32.
 
 Filter counts, kernel sizes and the batch-normalisation -> ReLU order are not given in the
 paper's text; they are ours, as the ``Architecture`` docstring says, and their values are in
@@ -65,6 +71,7 @@ __all__ = [
     "LinearWarmup",
     "SequenceMask",
     "ApplyMask",
+    "MaskedBatchNormReLU",
     "MaskedMean",
     "CrossMask",
 ]
@@ -133,7 +140,7 @@ STARTS = ("cold", "pretrained", "warm")
 TEXT_LAYERS = ("L_T1", "L_T1_bn", "L_T2", "L_T2_bn", "L_T3", "L_T3_bn", "L_T5")
 AUDIO_LAYERS = ("L_A1", "L_A1_bn", "L_A2", "L_A2_bn", "L_A4")
 EMBEDDING_LAYER = {"text": "L_T4", "audio": "L_A3"}  # pooled embeddings (EF input)
-SEQUENCE_LAYER = {"text": "L_T3_zero", "audio": "L_A2_zero"}  # last sequences before pooling
+SEQUENCE_LAYER = {"text": "L_T3_bn", "audio": "L_A2_bn"}  # last sequences before pooling
 MASK_LAYER = {"text": "T_mask", "audio": "A_mask"}
 LOGITS_LAYER = {"text": "L_T5", "audio": "L_A4"}  # pre-softmax logits (LF input)
 
@@ -207,6 +214,19 @@ class SequenceMask(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="ser_utils")
+class AtLeastOneStep(keras.layers.Layer):
+    """Append one all-zero (padding) step to a batch of empty sequences, ``(batch, 0, dim)``.
+
+    oneDNN's convolution returns a wrongly shaped result for an input without time steps;
+    one padding step changes nothing else (padding is masked out everywhere).
+    """
+
+    def call(self, inputs):
+        missing = ops.maximum(1 - ops.shape(inputs)[1], 0)
+        return ops.pad(inputs, [[0, 0], [0, missing], [0, 0]])
+
+
+@keras.saving.register_keras_serializable(package="ser_utils")
 class ApplyMask(keras.layers.Layer):
     """Zero the padded time steps: ``(batch, time, dim)``, mask ``(batch, time)`` -> same shape.
 
@@ -269,13 +289,58 @@ class CrossMask(keras.layers.Layer):
         return pairs, ops.any(pairs, axis=2)
 
 
+@keras.saving.register_keras_serializable(package="ser_utils")
+class MaskedBatchNormReLU(keras.layers.BatchNormalization):
+    """Batch normalisation over the valid steps, ReLU, padded steps zeroed, in one layer.
+
+    Input ``(batch, time, channels)``, mask ``(batch, time)`` bool; output the same shape.
+    Training mode normalises with the mean and (biased) variance of the valid steps of the batch
+    and updates the moving statistics like ``keras.layers.BatchNormalization``; inference mode
+    uses the moving statistics (which training recomputes over the whole training set at the
+    end, ``ser_utils.training.recalibrate_batchnorm``). The arithmetic is float32 whatever the
+    layer's compute dtype (bfloat16 elementwise ops are slow on CPUs); the output is cast back.
+
+    One fused layer does the work of Keras' masked ``BatchNormalization`` + ``Activation`` +
+    a masking ``where``, with fewer full-size tensors (``bench/train_step.py``). It is a
+    ``BatchNormalization`` subclass: same weights (gamma, beta, moving mean and variance), and
+    a frozen one runs in inference mode.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, training=None, mask=None):
+        x = ops.cast(inputs, "float32")
+        m = None if mask is None else ops.cast(ops.expand_dims(mask, -1), "float32")
+        if training and self.trainable:
+            if m is None:
+                mean, var = ops.moments(x, axes=(0, 1))
+            else:
+                n = ops.maximum(ops.sum(m), 1.0)
+                mean = ops.sum(x * m, axis=(0, 1)) / n
+                var = ops.sum(ops.square((x - mean) * m), axis=(0, 1)) / n
+            self.moving_mean.assign(self.moving_mean * self.momentum
+                                    + mean * (1.0 - self.momentum))
+            self.moving_variance.assign(self.moving_variance * self.momentum
+                                        + var * (1.0 - self.momentum))
+        else:
+            mean, var = self.moving_mean, self.moving_variance
+        scale = self.gamma * ops.rsqrt(var + self.epsilon)
+        y = ops.relu(x * scale + (self.beta - mean * scale))
+        if m is not None:
+            y = y * m
+        return ops.cast(y, self.compute_dtype)
+
+    def compute_mask(self, inputs, mask=None):
+        return None  # convolutions do not take masks: the model passes it explicitly
+
+
 def _bn_relu_zero(h, mask, name):
     # Batch normalisation, then ReLU, after every dense / conv layer of the branches: the
-    # order is ours (the paper's text does not state it; see Architecture). BN gets the mask so
-    # its batch moments ignore padded steps.
-    h = keras.layers.BatchNormalization(name=f"{name}_bn")(h, mask=mask)
-    h = keras.layers.Activation("relu", name=f"{name}_relu")(h)
-    return ApplyMask(name=f"{name}_zero")(h, mask=mask)
+    # order is ours (the paper's text does not state it; see Architecture). The moments ignore
+    # padded steps, and padded steps leave the block as exact zeros.
+    return MaskedBatchNormReLU(name=f"{name}_bn")(h, mask=mask)
 
 
 def _check_dim(input_dim, what):
@@ -308,8 +373,9 @@ def build_text_model(input_dim: int, *, size: str = "base", name: str = "text") 
     """
     arch = architecture(size)
     _check_dim(input_dim, "input_dim")
-    x = keras.Input(shape=(None, int(input_dim)), dtype="float32", name=f"{name}_input")
-    mask = SequenceMask(name="T_mask")(x)
+    inputs = keras.Input(shape=(None, int(input_dim)), dtype="float32", name=f"{name}_input")
+    x = AtLeastOneStep(name="T_pad", dtype="float32")(inputs)
+    mask = SequenceMask(name="T_mask", dtype="float32")(x)
     h = keras.layers.Dense(arch.text_units, kernel_initializer=KERNEL_INIT, name="L_T1")(x)
     h = _bn_relu_zero(h, mask, "L_T1")
     for layer_name in ("L_T2", "L_T3"):
@@ -318,10 +384,10 @@ def build_text_model(input_dim: int, *, size: str = "base", name: str = "text") 
             kernel_initializer=KERNEL_INIT, name=layer_name,
         )(h)
         h = _bn_relu_zero(h, mask, layer_name)
-    pooled = MaskedMean(name="L_T4")(h, mask=mask)
+    pooled = MaskedMean(name="L_T4", dtype="float32")(h, mask=mask)
     logits = keras.layers.Dense(N_CLASSES, kernel_initializer=KERNEL_INIT, name="L_T5")(pooled)
-    probs = keras.layers.Activation("softmax", name="T_softmax")(logits)
-    return keras.Model(x, probs, name=name)
+    probs = keras.layers.Activation("softmax", name="T_softmax", dtype="float32")(logits)
+    return keras.Model(inputs, probs, name=name)
 
 
 def build_audio_model(input_dim: int = 36, *, size: str = "base",
@@ -350,8 +416,9 @@ def build_audio_model(input_dim: int = 36, *, size: str = "base",
     """
     arch = architecture(size)
     _check_dim(input_dim, "input_dim")
-    x = keras.Input(shape=(None, int(input_dim)), dtype="float32", name=f"{name}_input")
-    mask = SequenceMask(name="A_mask")(x)
+    inputs = keras.Input(shape=(None, int(input_dim)), dtype="float32", name=f"{name}_input")
+    x = AtLeastOneStep(name="A_pad", dtype="float32")(inputs)
+    mask = SequenceMask(name="A_mask", dtype="float32")(x)
     h = keras.layers.Conv1D(
         arch.audio_filters, arch.audio_kernel, padding="same",
         kernel_initializer=KERNEL_INIT, name="L_A1",
@@ -363,10 +430,10 @@ def build_audio_model(input_dim: int = 36, *, size: str = "base",
         kernel_initializer=KERNEL_INIT, name="L_A2",
     )(h)
     h = _bn_relu_zero(h, mask, "L_A2")
-    pooled = MaskedMean(name="L_A3")(h, mask=mask)
+    pooled = MaskedMean(name="L_A3", dtype="float32")(h, mask=mask)
     logits = keras.layers.Dense(N_CLASSES, kernel_initializer=KERNEL_INIT, name="L_A4")(pooled)
-    probs = keras.layers.Activation("softmax", name="A_softmax")(logits)
-    return keras.Model(x, probs, name=name)
+    probs = keras.layers.Activation("softmax", name="A_softmax", dtype="float32")(logits)
+    return keras.Model(inputs, probs, name=name)
 
 
 def _branch(model) -> str:
@@ -484,7 +551,7 @@ def build_fusion_model(text_model: keras.Model, audio_model: keras.Model, *, kin
         h = keras.layers.Dense(arch.fusion_units, activation="relu",
                                kernel_initializer=KERNEL_INIT, name="F_dense")(h)
     out = keras.layers.Dense(N_CLASSES, activation="softmax", kernel_initializer=KERNEL_INIT,
-                             name="F_out")(h)
+                             name="F_out", dtype="float32")(h)
     model = keras.Model([text_model.inputs[0], audio_model.inputs[0]], out, name=f"{kind}_{start}")
     _freeze_branches(model, text_model, audio_model, start)
     return model
@@ -576,14 +643,14 @@ def build_crossmodal_model(text_model: keras.Model, audio_model: keras.Model, *,
         kernel_initializer=KERNEL_INIT, name="X_attn",
     )(text_seq, audio_seq, attention_mask=attention_mask)
     attended = ApplyMask(name="X_attn_zero")(attended, mask=rows)
-    pooled = MaskedMean(name="X_pool")(attended, mask=rows)
+    pooled = MaskedMean(name="X_pool", dtype="float32")(attended, mask=rows)
     h = keras.layers.Concatenate(name="X_concat")([
         pooled, _layer_output(text_model, "text", EMBEDDING_LAYER),
         _layer_output(audio_model, "audio", EMBEDDING_LAYER)])
     h = keras.layers.Dense(arch.fusion_units, activation="relu",
                            kernel_initializer=KERNEL_INIT, name="X_dense")(h)
     out = keras.layers.Dense(N_CLASSES, activation="softmax", kernel_initializer=KERNEL_INIT,
-                             name="X_out")(h)
+                             name="X_out", dtype="float32")(h)
     model = keras.Model([text_model.inputs[0], audio_model.inputs[0]], out,
                         name=f"{CROSS_KIND}_{start}")
     _freeze_branches(model, text_model, audio_model, start)

@@ -34,6 +34,7 @@ import os
 import random
 import resource
 import time
+import weakref
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -58,6 +59,7 @@ __all__ = [
     "fit_normaliser",
     "class_weights",
     "train_job",
+    "recalibrate_batchnorm",
     "select_epochs",
     "run_grid",
     "prediction_path",
@@ -612,7 +614,8 @@ def _compiled_model(job: Job, data: ExperimentData, pretrained, *, jit_compile=F
     from . import models as M
 
     dims = _dims(job.system, data)
-    key = (job.system, job.size, tuple(dims), bool(jit_compile), STEPS_PER_EXECUTION)
+    key = (job.system, job.size, tuple(dims), bool(jit_compile), STEPS_PER_EXECUTION,
+           keras.mixed_precision.global_policy().name)
     with _private_default_seeds(job.seed):
         fresh, lr = _build(job.system, job.size, dims, pretrained=pretrained)
     if key in _COMPILED:
@@ -669,12 +672,123 @@ def _fit_model(job: Job, data: ExperimentData, train_idx, normaliser, *, pretrai
             val = (_predict(features, val[0]), val[1])
     else:
         ds = _dataset(streams, y, w, batch_size=batch_size, seed=job.seed)
-    auc = None if val is None else _auc_history()(*val)
+    # BN statistics of the training set before every validation pass and at the end (issue:
+    # a few dozen steps leave the moving averages far from them); not for the PT head, whose
+    # frozen branches keep the statistics of their own unimodal training
+    recalibrate = None if features is not None else streams
+    auc = None if val is None else _auc_history()(*val, recalibrate=recalibrate)
     callbacks = list(callbacks) if auc is None else [auc, *callbacks]
     history = trained.fit(ds, epochs=epochs, verbose=0, callbacks=callbacks, shuffle=False)
     if auc is not None:
         history.history["val_auc"] = list(auc.auc)
+    if recalibrate is not None:
+        recalibrate_batchnorm(model, recalibrate)
     return model, history
+
+
+#: Per model, the recalibration passes (tf.functions) built for it, reused across jobs.
+_BN_PASSES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _bn_passes(model):
+    """The trainable BN layers of ``model`` in dependency groups, each with a tf.function that
+    returns, per layer of the group, the masked count, mean and sum of squared deviations of
+    the layer's input over one batch (inference mode below it)."""
+    import keras
+    import tensorflow as tf
+
+    from . import models as M
+
+    if model in _BN_PASSES:
+        return _BN_PASSES[model]
+    bns = [layer for layer in model.layers
+           if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+    # a BN layer's input depends on the BN layers below it in its branch (by the Fig. 1 names:
+    # L_T1_bn < L_T2_bn < L_T3_bn, L_A1_bn < L_A2_bn), so those are recomputed first
+    rank = {}
+    for branch_layers in (M.TEXT_LAYERS, M.AUDIO_LAYERS):
+        trainable = [n for n in branch_layers if n.endswith("_bn") and n in {b.name for b in bns}]
+        rank.update({n: i for i, n in enumerate(trainable)})
+    unknown = [b.name for b in bns if b.name not in rank]
+    if unknown:
+        raise ValueError(f"recalibrate_batchnorm: BN layers {unknown} are not branch layers")
+    passes = []
+    for r in sorted(set(rank.values())):
+        group = [b for b in bns if rank[b.name] == r]
+        branch = ["text" if b.name.startswith("L_T") else "audio" for b in group]
+        outputs = ([model.get_layer(b.name[:-len("_bn")]).output for b in group]
+                   + [model.get_layer(M.MASK_LAYER[br]).output for br in branch])
+        sub = keras.Model(model.inputs, outputs)
+
+        def batch_moments(x, sub=sub, k=len(group)):
+            out = sub(x, training=False)
+            stats = []
+            for h, mask in zip(out[:k], out[k:]):
+                h = tf.cast(h, tf.float32)
+                m = tf.cast(mask, tf.float32)[..., None]
+                n = tf.reduce_sum(m)
+                mean = tf.reduce_sum(h * m, axis=(0, 1)) / tf.maximum(n, 1.0)
+                m2 = tf.reduce_sum(tf.square((h - mean) * m), axis=(0, 1))
+                stats.append((n, mean, m2))
+            return stats
+
+        passes.append((group, tf.function(batch_moments, reduce_retracing=True)))
+    _BN_PASSES[model] = passes
+    return passes
+
+
+def recalibrate_batchnorm(model, streams: list[list[np.ndarray]], *,
+                          batch_size: int = PREDICT_BATCH_SIZE) -> list[str]:
+    """Set the moving statistics of every trainable BN layer to those of the training data.
+
+    Keras keeps exponential moving averages (momentum 0.99) of the batch moments; after the few
+    dozen steps a small corpus gives, they still lean towards their initial values (mean 0,
+    variance 1), so inference-mode outputs are biased and predictions can collapse onto one
+    class. Here one pass over ``streams`` per dependency level computes the exact mean and
+    (biased) variance of each layer's input over all valid (unmasked) steps, with the layers
+    below already recalibrated and in inference mode, as at test time (the "precise BN" of Wu &
+    Johnson, 2021). Frozen BN layers (the branches of pre-trained / warm-start fusion) are
+    left as loaded. Batches are combined with Chan's parallel formula in float64.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A model of :mod:`ser_utils.models` (unimodal or fusion).
+    streams : list of list of np.ndarray
+        Its inputs, as for training (``[text, audio]`` for fusion): per stream, one
+        ``(time, dim)`` float32 array per training utterance.
+    batch_size : int
+        Utterances per pass batch.
+
+    Returns
+    -------
+    list of str
+        Names of the recalibrated layers.
+
+    Notebook: notebooks/03_unimodal.ipynb, notebooks/04_fusion.ipynb
+    """
+    passes = _bn_passes(model)
+    done = []
+    for group, fn in passes:
+        total = [(0.0, 0.0, 0.0)] * len(group)
+        ds = _dataset(streams, batch_size=batch_size)
+        for (x,) in ds:
+            for i, (n_b, mean_b, m2_b) in enumerate(fn(x)):
+                n_b = float(n_b)
+                if n_b == 0:
+                    continue
+                n_a, mean_a, m2_a = total[i]
+                mean_b, m2_b = mean_b.numpy().astype(np.float64), m2_b.numpy().astype(np.float64)
+                n = n_a + n_b
+                delta = mean_b - mean_a
+                total[i] = (n, mean_a + delta * (n_b / n), m2_a + m2_b + delta ** 2 * (n_a * n_b / n))
+        for layer, (n, mean, m2) in zip(group, total):
+            if n == 0:
+                continue  # no valid step at all: keep what training left
+            layer.moving_mean.assign(np.asarray(mean, dtype=np.float32))
+            layer.moving_variance.assign(np.asarray(m2 / n, dtype=np.float32))
+            done.append(layer.name)
+    return done
 
 
 def train_job(job: Job, data: ExperimentData | Mapping, *, out_dir: str | os.PathLike,
@@ -683,7 +797,7 @@ def train_job(job: Job, data: ExperimentData | Mapping, *, out_dir: str | os.Pat
               pretrained_dir: str | os.PathLike | None = None,
               batch_size: int = BATCH_SIZE, threads: int | None = None,
               jit_compile: bool | str = False, callbacks: Sequence = (),
-              write: bool = True) -> pd.DataFrame:
+              precision: str | None = None, write: bool = True) -> pd.DataFrame:
     """Train one system on one fold from one seed, predict the fold's test utterances.
 
     Parameters
@@ -711,6 +825,9 @@ def train_job(job: Job, data: ExperimentData | Mapping, *, out_dir: str | os.Pat
         Compile the training step with XLA (no gain measured on CPU: off by default).
     callbacks : sequence of keras.callbacks.Callback
         Extra callbacks for ``fit`` (progress, timing); they must not change the training.
+    precision : {"auto", "float32", "bfloat16"}, optional
+        Arithmetic (:mod:`ser_utils.precision`); default ``SER_PRECISION`` or ``"auto"``.
+        Recorded in the job's log.
     write : bool
         Write the predictions, models and log (False: only return the predictions).
 
@@ -722,8 +839,19 @@ def train_job(job: Job, data: ExperimentData | Mapping, *, out_dir: str | os.Pat
 
     Notebook: notebooks/03_unimodal.ipynb, notebooks/04_fusion.ipynb
     """
+    from . import precision as P
+
     start, cpu_start = time.perf_counter(), time.process_time()
     _configure_tf(threads)
+    with P.using(precision) as precision:
+        return _train_job(job, data, out_dir=out_dir, folds=folds, folds_dir=folds_dir,
+                          pretrained_dir=pretrained_dir, batch_size=batch_size, threads=threads,
+                          jit_compile=jit_compile, callbacks=callbacks, precision=precision,
+                          write=write, start=start, cpu_start=cpu_start)
+
+
+def _train_job(job, data, *, out_dir, folds, folds_dir, pretrained_dir, batch_size, threads,
+               jit_compile, callbacks, precision, write, start, cpu_start) -> pd.DataFrame:
     data = _as_data(data)
     out_dir = Path(out_dir)
     if folds_dir is None:
@@ -759,6 +887,7 @@ def train_job(job: Job, data: ExperimentData | Mapping, *, out_dir: str | os.Pat
             "n_train": len(train_idx), "n_test": len(test_idx),
             "n_dropped": {"train": n_fold[0] - len(train_idx), "test": n_fold[1] - len(test_idx)},
             "batch_size": batch_size, "threads": threads, "jit_compile": jit_compile,
+            "precision": precision,
             "final_loss": float(history.history["loss"][-1]),
             "test_uar": uar(y, np.asarray(CLASSES)[proba.argmax(1)]),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -778,13 +907,17 @@ def _auc_history():
     class AucHistory(keras.callbacks.Callback):
         """Validation AvAUC (Sec. 4.1) after every epoch, into ``logs["val_auc"]``."""
 
-        def __init__(self, x, y_true):
+        def __init__(self, x, y_true, *, recalibrate=None):
             super().__init__()
             # x: the padded streams of the validation utterances, or an array of fixed-size
-            # inputs (the head of a pre-trained fusion model)
+            # inputs (the head of a pre-trained fusion model); recalibrate: the training
+            # streams, whose BN statistics the model gets before each validation pass
             self.x, self.y_true, self.auc = x, y_true, []
+            self.recalibrate = recalibrate
 
         def on_epoch_end(self, epoch, logs=None):
+            if self.recalibrate is not None:
+                recalibrate_batchnorm(self.model, self.recalibrate)
             if isinstance(self.x, np.ndarray):
                 proba = self.model.predict(self.x, batch_size=PREDICT_BATCH_SIZE, verbose=0)
             else:
@@ -798,15 +931,19 @@ def _auc_history():
 
 
 def _selection_run(job: Job, data, fit: np.ndarray, val: np.ndarray, *, protocol: str,
-                   pretrained_dir, batch_size: int, threads: int | None) -> list[dict]:
+                   pretrained_dir, batch_size: int, threads: int | None,
+                   precision: str | None = None) -> list[dict]:
     """Train one (fold, seed) of :func:`select_epochs`; one row per epoch (worker process)."""
+    from . import precision as P
+
     _configure_tf(threads)
     data = _as_data(data)
     pretrained = _pretrained_files(job, pretrained_dir)
     fit, val, normaliser = _prepare_job(job, data, fit, val, pretrained=pretrained,
                                         what="validation")
-    _, history = _fit_model(job, data, fit, normaliser, pretrained=pretrained,
-                            epochs=job.epochs, batch_size=batch_size, val_idx=val)
+    with P.using(precision):
+        _, history = _fit_model(job, data, fit, normaliser, pretrained=pretrained,
+                                epochs=job.epochs, batch_size=batch_size, val_idx=val)
     return [{"system": job.system, "size": job.size, "protocol": protocol, "fold": job.fold,
              "seed": job.seed, "epoch": e, "loss": float(loss), "val_auc": float(auc),
              "n_fit": len(fit), "n_val": len(val)}
@@ -821,7 +958,8 @@ def select_epochs(system: str, data: ExperimentData | Mapping,
                   pretrained_dir: str | os.PathLike | None = None,
                   batch_size: int = BATCH_SIZE, n_jobs: int | None = 1,
                   threads: int | None = None, val_fraction: float = 0.2,
-                  progress: bool = False, scheduler=None) -> tuple[int, pd.DataFrame]:
+                  progress: bool = False, scheduler=None,
+                  precision: str | None = None) -> tuple[int, pd.DataFrame]:
     """Number of training epochs of a system, the paper's way (Sec. 3).
 
     Trains for ``max_epochs`` on each given fold from each seed, records the validation AvAUC
@@ -843,15 +981,18 @@ def select_epochs(system: str, data: ExperimentData | Mapping,
         Seeds whose median is taken (the paper: 5).
     max_epochs : int
         Epochs trained per (fold, seed).
-    protocol : {"inner", "optimistic"}
-        ``"inner"`` (default): validate on a split of the fold's *training* part
-        (:func:`ser_utils.folds.inner_split`: held-out training speakers, or the corpus's
-        development split); the test utterances are never seen. ``"optimistic"``: validate
-        on the test fold, as the paper did - the selected epochs then favour the test set, so
-        results obtained with them are optimistic (the ``protocol`` column says so).
+    protocol : {"inner", "paper"}
+        ``"inner"`` (default): validate on a split of the fold's *training* part made by the
+        fold's own criterion (:func:`ser_utils.folds.inner_split`: held-out training sessions
+        or speakers, and for ``speaker_script`` a held-out script too; the corpus's
+        development split for ``predefined``); the test utterances are never seen.
+        ``"paper"``: validate on the test fold, as the paper did - the selected epochs then
+        favour the test set, so results obtained with them are optimistic (the ``protocol``
+        column says ``"paper (optimistic)"``).
     size : {"small", "base", "large"}
     criterion : str, optional
-        Criterion of ``folds``; needed by PT / WS fusion to find the unimodal models.
+        Criterion of ``folds``: the inner split applies it to each training part, and PT / WS
+        fusion needs it to find the unimodal models. Default ``"speaker"``.
     pretrained_dir : path, optional
         ``out_dir`` of the unimodal stage (PT / WS fusion). Those models were trained on the
         whole training part of the fold, validation included (never on test).
@@ -863,12 +1004,14 @@ def select_epochs(system: str, data: ExperimentData | Mapping,
     threads : int, optional
         TensorFlow threads when running in this process.
     val_fraction : float
-        Share of training speakers held out by the inner split.
+        About the share of training groups (sessions / speakers) held out by the inner split.
     progress : bool
         Show a tqdm progress bar over the (fold, seed) runs.
     scheduler : str or distributed.Client, optional
         A Dask scheduler address or client: the runs go to that cluster (as in
         :func:`run_grid`; ``n_jobs`` is then the number of parallel runs, default all).
+    precision : {"auto", "float32", "bfloat16"}, optional
+        As in :func:`train_job`.
 
     Returns
     -------
@@ -889,7 +1032,8 @@ def select_epochs(system: str, data: ExperimentData | Mapping,
     from tqdm.auto import tqdm
 
     _check_choice(system, SYSTEMS, "system")
-    _check_choice(protocol, ("inner", "optimistic"), "protocol")
+    _check_choice(protocol, ("inner", "paper"), "protocol")
+    label = "paper (optimistic)" if protocol == "paper" else protocol
     if int(max_epochs) != max_epochs or max_epochs < 1:
         raise ValueError(f"max_epochs must be a positive int, got {max_epochs!r}")
     if system in FUSION_SYSTEMS and FUSION_SYSTEMS[system][1] != "cold" and criterion is None:
@@ -901,14 +1045,15 @@ def select_epochs(system: str, data: ExperimentData | Mapping,
     runs = []
     for k, fold in items:
         train, test = (np.asarray(a, dtype=np.int64) for a in fold[:2])
-        if protocol == "optimistic":
+        if protocol == "paper":
             fit, val = train, test  # the paper's choice: validation = test (optimistic)
         else:
             if len(fold) > 2:
                 val = np.asarray(fold[2], dtype=np.int64)
                 fit = np.setdiff1d(train, val)
             else:
-                fit, val = F.inner_split(data.meta, train, seed=0, val_fraction=val_fraction)
+                fit, val = F.inner_split(data.meta, train, criterion=criterion or "speaker",
+                                         seed=0, val_fraction=val_fraction)
             for name, idx in (("validation", val), ("fitting", fit)):
                 shared = np.intersect1d(idx, test)
                 if shared.size:
@@ -925,7 +1070,8 @@ def select_epochs(system: str, data: ExperimentData | Mapping,
                       epochs=int(max_epochs))
             _pretrained_files(job, pretrained_dir)  # fail now, not in a worker
             runs.append((job, fit, val))
-    kw = {"protocol": protocol, "pretrained_dir": pretrained_dir, "batch_size": batch_size}
+    kw = {"protocol": label, "pretrained_dir": pretrained_dir, "batch_size": batch_size,
+          "precision": precision}
     bar = tqdm(total=len(runs), disable=not progress, desc=f"epochs of {system}", unit="run")
     rows = []
     remote = scheduler is not None and scheduler != ""

@@ -225,21 +225,93 @@ def test_unknown_criterion_lists_valid_values(small_df):
         check_folds(small_df, [], "nope")
 
 
+def _with_every_class_in_every_session(df):
+    """Add one improvised utterance per (session, class): a split with every class exists."""
+    rows = [(int(s), "M", "", lab) for s in sorted(df.session.unique()) for lab in LABELS]
+    extra = _meta(rows)
+    extra["utt_id"] = [f"extra{i:04d}" for i in range(len(extra))]
+    return pd.concat([df, extra], ignore_index=True)
+
+
 @SETTINGS
-@given(df=iemocap_like(min_sessions=3), seed=st.integers(0, 1000))
-def test_inner_split_holds_out_speakers(df, seed):
-    train, test = make_folds(df, "speaker")[0]
-    fit, val = inner_split(df, train, seed=seed)
+@given(df=iemocap_like(min_sessions=3), seed=st.integers(0, 1000),
+       criterion=st.sampled_from(["speaker", "speaker_script", "random"]))
+def test_inner_split_applies_the_outer_criterion(df, seed, criterion):
+    df = _with_every_class_in_every_session(df)
+    assume(criterion != "speaker_script" or (df.script.isin(["script01", "script02"])).any())
+    train, test = make_folds(df, criterion)[0]
+    fit, val = inner_split(df, train, seed=seed, criterion=criterion)
     assert len(val) > 0 and len(fit) > 0
     assert np.intersect1d(fit, val).size == 0
-    assert np.array_equal(np.sort(np.concatenate([fit, val])), train)
+    assert set(fit) <= set(train) and set(val) <= set(train)  # test never touched
+    assert set(df.label.iloc[val]) == set(df.label.iloc[train]) == set(df.label.iloc[fit])
+    check_folds(df, [(fit, val)], criterion)  # the criterion's own leakage checks
+    if criterion != "random":
+        assert not set(df.session.iloc[fit]) & set(df.session.iloc[val])
+    if criterion == "speaker":
+        assert np.array_equal(np.sort(np.concatenate([fit, val])), train)
+    if criterion == "speaker_script":
+        held = set(df.script.iloc[val]) - {""}
+        assert len(held) <= 1 and not held & set(df.script.iloc[fit])
+
+
+def test_inner_split_speaker_script_on_iemocap_format_fixture(tmp_path):
+    """The IEMOCAP-format fixture corpus: validation = one training session's improvised turns
+    and one script; fitting never sees that script (as the outer SP&SC folds do script03)."""
+    from ser_utils import datasets, demo
+
+    # the demo's plan written as the release's label and transcript files (no audio needed)
+    for d in demo.plan_iemocap(0, scale=0.1):
+        for i, t in enumerate(d["turns"]):
+            t["start"], t["end"] = 2.0 * i, 2.0 * i + 1.5
+        demo._write_dialog_files(d, tmp_path / "IEMOCAP")
+    df = datasets.load_iemocap(tmp_path / "IEMOCAP", check_audio=False)
+    assert df.script.eq("script03").any() and df.session.nunique() == 5
+    for train, test in make_folds(df, "speaker_script"):
+        fit, val = inner_split(df, train, seed=0, criterion="speaker_script")
+        check_folds(df, [(fit, val)], "speaker_script")
+        assert df.session.iloc[val].nunique() == 1
+        assert not set(df.session.iloc[val]) & set(df.session.iloc[fit])
+        held = set(df.script.iloc[val]) - {""}
+        assert len(held) == 1 and "script03" not in held
+        assert not held & set(df.script.iloc[fit])
+        assert set(df.label.iloc[val]) == set(df.label) == set(df.label.iloc[fit])
+        assert not set(val) & set(test)
+
+
+def _confounded(n_speakers=12, seed=0):
+    """Speakers covering one or two classes, very unbalanced (a real corpus's shape)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(n_speakers):
+        classes = [LABELS[k % 4]] + ([LABELS[(k + 1) % 4]] if k % 3 == 0 else [])
+        for i in range(int(rng.integers(3, 40))):
+            rows.append((k, "F", "", classes[i % len(classes)]))
+    df = _meta(rows, with_session=False)
+    df["speaker"] = [f"spk{r[0]:02d}" for r in rows]
+    return df
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_inner_split_with_speakers_confounded_with_classes(seed):
+    df = _confounded(seed=seed)
+    train = np.arange(len(df))
+    fit, val = inner_split(df, train, seed=seed, criterion="speaker")
+    assert set(df.label.iloc[val]) == set(LABELS) == set(df.label.iloc[fit])
     assert not set(df.speaker.iloc[fit]) & set(df.speaker.iloc[val])
-    assert not set(val) & set(test)
+
+
+def test_inner_split_says_what_to_do_when_no_split_exists():
+    df = _confounded()
+    only = df.label == "angry"
+    df.loc[only, "speaker"] = "spk_angry"  # one speaker holds every angry utterance
+    with pytest.raises(ValueError, match="angry.*spk_angry|epoch_protocol"):
+        inner_split(df, np.arange(len(df)), seed=0, criterion="speaker")
 
 
 def test_inner_split_uses_development_split():
     rows = [(i % 7, "F", "", LABELS[i % 4]) for i in range(30)]
     df = _meta(rows, with_session=False)
     df["split"] = ["Train"] * 20 + ["Development"] * 5 + ["Test1"] * 5
-    fit, val = inner_split(df, np.arange(25), seed=0)
+    fit, val = inner_split(df, np.arange(25), seed=0, criterion="predefined")
     assert fit.tolist() == list(range(20)) and val.tolist() == list(range(20, 25))

@@ -348,8 +348,8 @@ def test_crossmodal_structure_shapes_and_parameters():
     assert (attn.num_heads, attn.key_dim) == (4, 32)
     assert attn.get_config()["kernel_initializer"]["class_name"] == "GlorotUniform"
     # queries: the text sequence after L_T3; keys / values: the audio frames after L_A2
-    assert attn.input[0] is model.get_layer("L_T3_zero").output
-    assert attn.input[1] is model.get_layer("L_A2_zero").output
+    assert attn.input[0] is model.get_layer("L_T3_bn").output
+    assert attn.input[1] is model.get_layer("L_A2_bn").output
     assert tuple(attn.output.shape) == (None, None, 128)  # back to the width of a token
     assert tuple(model.get_layer("X_mask").output[0].shape) == (None, None, None)
     assert model.get_layer("X_concat").output.shape[-1] == 128 + 128 + 104

@@ -229,8 +229,8 @@ def test_select_epochs(setup):
     assert best == int(median.idxmax())
     # the paper's protocol validates on the test fold, and says so
     _, optimistic = T.select_epochs("glove", setup["data"], folds, seeds=(0,), max_epochs=1,
-                                    protocol="optimistic")
-    assert (optimistic.protocol == "optimistic").all() and optimistic.n_val[0] == len(test)
+                                    protocol="paper")
+    assert (optimistic.protocol == "paper (optimistic)").all() and optimistic.n_val[0] == len(test)
     # a validation set that overlaps the test fold is refused before any training
     leaky = [(train, test, np.concatenate([train[:5], test[:1]]))]
     with pytest.raises(F.LeakageError, match="test"):
@@ -287,3 +287,87 @@ def test_caller_folds_are_checked_for_leakage(setup):
     with pytest.raises(T.LeakageError):
         T.train_job(T.Job("glove", "speaker", 0, 0, epochs=1), setup["data"],
                     out_dir=setup["out"], folds=leaky, write=False)
+
+
+# ------------------------------------------------------------------ batch-norm recalibration
+def _short_sequences(n=300, seed=0):
+    """A few hundred short utterances of 6 speakers, with a class signal (a small corpus)."""
+    rng = np.random.default_rng(seed)
+    label = np.arange(n) % 4
+    speaker = [f"spk{k % 6}" for k in range(n)]
+    meta = pd.DataFrame({"utt_id": [f"u{k:04d}" for k in range(n)], "label": np.asarray(CLASSES)[label],
+                         "speaker": speaker, "session": "", "script": "", "split": ""})
+    audio, bert = {}, {}
+    for k, u in enumerate(meta.utt_id):
+        lld = rng.normal(size=(int(rng.integers(5, 31)), 18)).astype(np.float32) + 3.0
+        lld[:, 4 + label[k]] += 1.0
+        audio[u] = lld
+        tok = rng.normal(size=(int(rng.integers(2, 12)), BERT_DIM)).astype(np.float32) + 0.5
+        tok[:, label[k]] += 1.0
+        bert[u] = tok
+    return T.ExperimentData(meta, audio=audio, bert=bert)
+
+
+def _masked_moments(model, streams, layer):
+    """Mean and variance of a BN layer's input over every step of every utterance, one
+    utterance at a time (no padding at all), in float64."""
+    import keras
+
+    sub = keras.Model(model.inputs, model.get_layer(layer[:-len("_bn")]).output)
+    rows = []
+    for i in range(len(streams[0])):
+        x = [s[i][None] for s in streams]
+        rows.append(np.asarray(sub(x if len(x) > 1 else x[0], training=False), np.float64)[0])
+    rows = np.concatenate(rows)
+    return rows.mean(0), rows.var(0)
+
+
+@pytest.mark.parametrize("system", ["audio", "bert", "ef_cs"])
+def test_batchnorm_statistics_are_those_of_the_training_set(system):
+    """After 2 epochs on 300 short sequences (about 20 steps: the moving averages alone would
+    still be near their initial 0 / 1), every BN layer's moving mean and variance are the
+    moments of its input over the valid steps of the training set, and the model is not
+    collapsed onto one class on its own training data."""
+    from ser_utils import precision as P
+    from ser_utils.metrics import uar
+
+    data = _short_sequences()
+    train = np.arange(len(data.meta))
+    job = T.Job(system, "speaker", 0, 0, epochs=2)
+    norm = T.fit_normaliser(data, train, test_idx=np.array([], np.int64)) if system != "bert" else None
+    with P.using("float32"):
+        model, _ = T._fit_model(job, data, train, norm, pretrained=None, epochs=2, batch_size=32)
+        streams = T._inputs(system, data, train, norm)
+        bns = [layer.name for layer in model.layers if layer.name.endswith("_bn")]
+        assert len(bns) == {"audio": 2, "bert": 3, "ef_cs": 5}[system]
+        for name in bns:
+            mean, var = _masked_moments(model, streams, name)
+            bn = model.get_layer(name)
+            np.testing.assert_allclose(np.asarray(bn.moving_variance), var, rtol=1e-3)
+            np.testing.assert_allclose(np.asarray(bn.moving_mean), mean, rtol=1e-3,
+                                       atol=1e-3 * np.sqrt(var).max())
+        pred = T._predict(model, streams).argmax(1)
+    y = T._labels(data, train)
+    assert len(set(pred)) == 4, np.bincount(pred, minlength=4)
+    assert uar(np.asarray(CLASSES)[y], np.asarray(CLASSES)[pred]) > 0.5
+
+
+def test_frozen_branches_keep_their_unimodal_statistics(setup):
+    """Warm start recalibrates only its trainable BN layers (L_T3_bn, L_A2_bn); the frozen
+    ones keep the statistics of the unimodal models they were loaded from."""
+    from ser_utils import models as M
+
+    data, (train, test) = setup["data"], setup["folds"][0]
+    job = T.Job("ef_ws", "speaker", 0, 0, epochs=1)
+    pretrained = T._pretrained_files(job, setup["out"])
+    train, test, norm = T._prepare_job(job, data, train, test, pretrained=pretrained)
+    model, _ = T._fit_model(job, data, train, norm, pretrained=pretrained, epochs=1, batch_size=8)
+    audio = M.build_audio_model(36)
+    audio.load_weights(pretrained["audio"])
+    np.testing.assert_array_equal(model.get_layer("L_A1_bn").moving_variance,
+                                  audio.get_layer("L_A1_bn").moving_variance)
+    assert not np.allclose(model.get_layer("L_A2_bn").moving_variance,
+                           audio.get_layer("L_A2_bn").moving_variance)
+    streams = T._inputs("ef_ws", data, train, norm)
+    _, var = _masked_moments(model, streams, "L_A2_bn")
+    np.testing.assert_allclose(model.get_layer("L_A2_bn").moving_variance, var, rtol=1e-3)
