@@ -39,8 +39,12 @@ import dataclasses
 import numbers
 from typing import Mapping
 
-import keras
-from keras import ops
+from ._tf import quiet_tensorflow
+
+quiet_tensorflow()  # before Keras loads it: no start-up lines in notebooks
+
+import keras  # noqa: E402
+from keras import ops  # noqa: E402
 
 __all__ = [
     "CLASSES",
