@@ -27,19 +27,21 @@ __all__ = ["save_figure", "plot_durations", "plot_contours", "utterance_stats",
            "paper_table1", "beside_paper", "PAPER_CORPORA", "plot_epoch_curves", "ci_table",
            "ci_notes",
            "significance_table", "significance_summary", "PAPER_GAINS",
-           "SYSTEM_NAMES", "CRITERION_NAMES"]
+           "SYSTEM_NAMES", "CRITERION_NAMES", "plot_seed_scores", "chosen_epochs",
+           "fold_study_findings", "unimodal_findings", "fusion_findings", "provenance",
+           "PAPER_BERT_OVER_GLOVE", "PAPER_FUSION_OVER_SINGLE"]
 
 
-def save_figure(fig, path_stem: str | Path) -> list[Path]:
-    """Save ``fig`` as PNG and SVG (``results/.../<name>.png|svg``); returns the paths."""
+def save_figure(fig, path_stem: str | Path) -> None:
+    """Save ``fig`` as PNG and SVG (``results/.../<name>.png|svg``).
+
+    Returns nothing, so that a notebook cell ending with this call shows the figure and no
+    list of paths.
+    """
     path_stem = Path(path_stem)
     path_stem.parent.mkdir(parents=True, exist_ok=True)
-    out = []
     for ext in ("png", "svg"):
-        p = path_stem.with_suffix(f".{ext}")
-        fig.savefig(p, dpi=120, bbox_inches="tight")
-        out.append(p)
-    return out
+        fig.savefig(path_stem.with_suffix(f".{ext}"), dpi=120, bbox_inches="tight")
 
 
 # -- 00 data ----------------------------------------------------------------------------------
@@ -290,7 +292,8 @@ def plot_fold_study(scores: pd.DataFrame, *, metric: str = "auc"):
         ax.bar(x, med, width, label=f"{SYSTEM_NAMES.get(system, system)} {size}",
                yerr=[np.subtract(med, lo), np.subtract(hi, med)], capsize=3, alpha=0.85)
     ax.set_xticks(np.arange(len(order)), [CRITERION_NAMES[c] for c in order])
-    ax.set(ylabel="AvAUC (median over seeds)", ylim=(0.5, 1.0))
+    low = min(0.5, np.floor(20 * scores[metric].min()) / 20)  # below chance stays visible
+    ax.set(ylabel="AvAUC (median over seeds)", ylim=(low, 1.0))
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     return fig
@@ -742,11 +745,14 @@ def plot_epoch_curves(stage_dir: str | Path):
     curves = pd.read_parquet(path)
     per_seed = curves.groupby(["system", "seed", "epoch"])["val_auc"].mean()
     med = per_seed.groupby(["system", "epoch"]).median().unstack("system")
+    chosen_path = Path(stage_dir) / "epochs.json"  # the epochs training used, as chosen
+    chosen = pd.read_json(chosen_path, typ="series") if chosen_path.exists() else pd.Series()
     fig, ax = plt.subplots(figsize=(6, 3.4))
     for system in med.columns:
-        line, = ax.plot(med.index, med[system], label=SYSTEM_NAMES.get(system, system))
-        best = med[system].idxmax()
-        ax.plot([best], [med[system][best]], "o", color=line.get_color())
+        best = int(chosen.get(system, med[system].idxmax()))
+        line, = ax.plot(med.index, med[system],
+                        label=f"{SYSTEM_NAMES.get(system, system)} (epoch {best})")
+        ax.plot([best], [med[system].get(best, np.nan)], "o", color=line.get_color())
     ax.set(xlabel="epoch", ylabel="validation AvAUC")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -796,3 +802,214 @@ def plot_confusion(cm: pd.DataFrame, *, title: str = ""):
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     return fig
+
+
+# -- 03 / 04: seeds, epochs, what the run shows; provenance ------------------------------------
+#: The paper's relative AvRec gains (Sec. 4.3), as numbers: BERT over GloVe per corpus kind, and
+#: the best fusion over the best single modality ("about 16 %").
+PAPER_BERT_OVER_GLOVE = {"iemocap": 15.5, "msp_podcast": 2.4}
+PAPER_FUSION_OVER_SINGLE = 16.0
+
+
+def plot_seed_scores(scores: pd.DataFrame, *, systems, metrics=("uar", "auc")):
+    """Fig. 3 style: per system a box over seeds with every seed drawn as a point; one panel
+    per corpus and metric (AvRec in %, AvAUC).
+
+    ``scores``: one row per (dataset, system, seed) with the ``metrics`` columns.
+
+    Notebook: notebooks/03_unimodal.ipynb, notebooks/04_fusion.ipynb
+    """
+    names = list(dict.fromkeys(scores["dataset"]))
+    wide = len(set(systems) & set(scores["system"])) > 5  # many systems: one panel a row
+    width = max(4.0, 0.75 * len(set(systems) & set(scores["system"])) + 1.5)
+    shape = (len(metrics) * len(names), 1) if wide else (len(metrics), len(names))
+    fig, axes = plt.subplots(*shape, squeeze=False,
+                             figsize=(width * shape[1], 2.6 * shape[0]))
+    rng = np.random.default_rng(0)  # horizontal jitter of the points only
+    for j, name in enumerate(names):
+        sub = scores[scores["dataset"] == name]
+        present = [s for s in systems if s in set(sub["system"])]
+        for i, metric in enumerate(metrics):
+            label, scale, _ = _METRIC_FORMATS[metric]
+            ax = axes[j * len(metrics) + i, 0] if wide else axes[i, j]
+            data = [scale * sub.loc[sub["system"] == s, metric].to_numpy() for s in present]
+            ax.boxplot(data, widths=0.5, showfliers=False, medianprops={"color": "k"})
+            for k, values in enumerate(data, start=1):
+                ax.scatter(k + rng.uniform(-0.12, 0.12, len(values)), values, s=14,
+                           alpha=0.7, zorder=3)
+            ax.set_xticks(range(1, len(present) + 1),
+                          [SYSTEM_NAMES.get(s, s).split(" (")[0] for s in present],
+                          fontsize=8)
+            ax.set_ylabel(label)
+            if i == 0:
+                n = sub["seed"].nunique()
+                ax.set_title(f"{name} ({n} seed{'s' * (n != 1)})", fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def chosen_epochs(stage_dirs: dict) -> pd.DataFrame:
+    """Training epochs per system (rows) and corpus (columns), from each stage's
+    ``epochs.json`` (chosen on validation data, or the profile's fixed number).
+
+    ``stage_dirs``: ``{dataset name: results/<profile>/<dataset>/<stage>}``.
+
+    Notebook: notebooks/03_unimodal.ipynb, notebooks/04_fusion.ipynb
+    """
+    import json
+
+    cols = {name: pd.Series(json.loads((Path(d) / "epochs.json").read_text()), dtype="Int64")
+            for name, d in stage_dirs.items() if (Path(d) / "epochs.json").exists()}
+    out = pd.DataFrame(cols)
+    out.index = [SYSTEM_NAMES.get(s, s) for s in out.index]
+    return out
+
+
+def _median(scores: pd.DataFrame, metric: str = "uar") -> pd.Series:
+    return scores.groupby("system")[metric].median()
+
+
+def _kind(name: str, datasets) -> str:
+    kinds = {d.name: d.kind for d in datasets or ()}
+    return kinds.get(name, "iemocap" if name.startswith("iemocap") else
+                     "msp_podcast" if name.startswith("msp") else name)
+
+
+def fold_study_findings(scores: pd.DataFrame, *, metric: str = "auc") -> str:
+    """Markdown: does SP&SC fall below RAND for the text model (Fig. 2), and for audio?
+
+    ``scores``: the fold study's runs (``dataset``, ``system``, ``size``, ``criterion``,
+    ``seed``, ``metric``); medians over seeds and both sizes. One line per corpus and system.
+
+    Notebook: notebooks/02_folds.ipynb
+    """
+    label = _METRIC_FORMATS[metric][0]
+    lines = []
+    for name, sub in scores.groupby("dataset", sort=False):
+        med = sub.groupby(["system", "criterion"])[metric].median().unstack("criterion")
+        for system in [s for s in ("bert", "glove", "audio") if s in med.index]:
+            row = med.loc[system]
+            if not {"random", "speaker_script"} <= set(row.dropna().index):
+                continue
+            cells = ", ".join(f"{CRITERION_NAMES[c]} {row[c]:.3f}"
+                              for c in ("random", "speaker", "speaker_script") if c in row)
+            drop = row["random"] - row["speaker_script"]
+            verdict = (f"SP&SC falls **below** RAND by {drop:.3f}" if drop > 0 else
+                       f"SP&SC does **not** fall below RAND ({-drop:+.3f})")
+            lines.append(f"* **{name}**, {SYSTEM_NAMES.get(system, system)}: {label} {cells}; "
+                         f"{verdict}.")
+    if not lines:
+        return "No corpus of this run has the three fold criteria (no fold study)."
+    return ("Median over seeds and both model sizes:\n\n" + "\n".join(lines) + "\n\nThe paper "
+            "(Fig. 2) finds the text model much better under RAND and SP than under SP&SC, and "
+            "the audio model much less affected.")
+
+
+def unimodal_findings(scores: pd.DataFrame, *, datasets=None) -> str:
+    """Markdown: BERT vs GloVe as the paper states it (relative AvRec gain of the medians over
+    seeds; paper: +15.5 % IEMOCAP, +2.4 % MSP-PODCAST), and the best single modality.
+
+    ``datasets``: the run's :class:`ser_utils.config.Dataset` objects (their ``kind`` picks the
+    paper's number); without them the kind is guessed from the corpus name.
+
+    Notebook: notebooks/03_unimodal.ipynb
+    """
+    lines = []
+    for name, sub in scores.groupby("dataset", sort=False):
+        med = _median(sub)
+        parts = []
+        if {"bert", "glove"} <= set(med.index):
+            gain = relative_gain(med, ["bert"], ["glove"])
+            paper = PAPER_BERT_OVER_GLOVE.get(_kind(name, datasets))
+            parts.append(f"BERT {100 * med['bert']:.1f} % vs GloVe {100 * med['glove']:.1f} % "
+                         f"AvRec: {gain:+.1f} % relative"
+                         + (f" (paper: {paper:+.1f} %)" if paper is not None else ""))
+        best = med.idxmax()
+        parts.append(f"best single modality {SYSTEM_NAMES.get(best, best)} "
+                     f"({100 * med[best]:.1f} %)")
+        n = sub["seed"].nunique()
+        lines.append(f"* **{name}** ({n} seed{'s' * (n != 1)}): " + "; ".join(parts) + ".")
+    return "\n".join(lines) or "No unimodal scores."
+
+
+def fusion_findings(unimodal: pd.DataFrame, fusion: pd.DataFrame, *, datasets=None,
+                    systems=None) -> str:
+    """Markdown: best fusion system vs best single modality (relative AvRec gain of the medians
+    over seeds; paper: about +16 %), and, where both ran, XF-CS minus EF-CS paired by seed.
+
+    ``systems``: the fusion systems eligible as "best fusion" (default: the paper's four).
+
+    Notebook: notebooks/04_fusion.ipynb
+    """
+    from .config import PAPER_FUSION_SYSTEMS
+
+    systems = list(systems or PAPER_FUSION_SYSTEMS)
+    lines = []
+    for name, fus in fusion.groupby("dataset", sort=False):
+        uni = _median(unimodal[unimodal["dataset"] == name])
+        med = _median(fus).reindex(systems).dropna()
+        if uni.empty or med.empty:
+            continue
+        single, best = uni.idxmax(), med.idxmax()
+        gain = relative_gain(pd.concat([uni, med]), [best], [single])
+        line = (f"* **{name}**: best fusion {SYSTEM_NAMES.get(best, best)} "
+                f"{100 * med[best]:.1f} % vs best single modality "
+                f"{SYSTEM_NAMES.get(single, single)} {100 * uni[single]:.1f} % AvRec: "
+                f"{gain:+.1f} % relative (paper: about {PAPER_FUSION_OVER_SINGLE:+.0f} %)")
+        per_seed = fus.pivot_table(index="seed", columns="system", values="uar")
+        if {"ef_cs", "xf_cs"} <= set(per_seed.columns):
+            diff = 100 * (per_seed["xf_cs"] - per_seed["ef_cs"]).dropna()
+            line += (f"; XF-CS − EF-CS, paired by seed: median {diff.median():+.1f} pp AvRec "
+                     f"(positive for {(diff > 0).sum()} of {len(diff)} seeds)")
+        lines.append(line + ".")
+    return "\n".join(lines) or "No fusion and unimodal scores of the same corpus."
+
+
+def provenance(settings) -> pd.DataFrame:
+    """What produced a run's numbers, for the book's provenance page: profile, corpora, encoders
+    (as notebook 01 recorded them), precision (asked / effective), epoch protocol, seeds, and the
+    versions of the packages that did the work. No machine paths.
+
+    Returns
+    -------
+    pandas.DataFrame, one row per item, columns ``item`` and ``value``
+
+    Notebook: written by ser_utils.pipeline into the book's "Provenance" page.
+    """
+    import json
+    import platform
+    from importlib import metadata
+
+    prof = settings.profile
+    try:  # the effective arithmetic, where this project decides it
+        from .precision import resolve as effective
+        precision = f"{effective(settings.precision)} (asked: {settings.precision})"
+    except ImportError:
+        precision = f"{settings.precision} (as asked)"
+    protocol = {"inner": "inner: chosen on a validation split of the training speakers",
+                "paper": "paper: chosen on the test folds (optimistic)"}
+    rows = [("profile", f"{prof.name}: seeds {', '.join(map(str, prof.seeds))}"),
+            ("corpora", "; ".join(d.title for d in settings.datasets)),
+            ("precision", precision),
+            ("epoch protocol", protocol.get(prof.epoch_protocol, prof.epoch_protocol)
+             if prof.select_epochs else
+             f"fixed: {prof.epochs} epoch{'s' * (prof.epochs != 1)} (no selection)")]
+    encoders = {}  # encoder -> {description: [corpora]}, as notebook 01 recorded them
+    for d in settings.datasets:
+        path = settings.results_dir / d.name / "features" / "features.json"
+        if path.exists():
+            for e, info in json.loads(path.read_text()).get("encoders", {}).items():
+                encoders.setdefault(e, {}).setdefault(
+                    f"{info['name']}, {info['dim']}-d", []).append(d.name)
+    for e, used in encoders.items():
+        rows += [(f"{e} encoder" + (f" ({', '.join(names)})" if len(used) > 1 else ""), desc)
+                 for desc, names in used.items()]
+    rows.append(("python", platform.python_version()))
+    for pkg in ("tensorflow-cpu", "tensorflow", "keras", "torch", "transformers", "opensmile",
+                "numpy", "pandas", "scikit-learn", "papermill", "jupyter-book"):
+        try:
+            rows.append((pkg, metadata.version(pkg)))
+        except metadata.PackageNotFoundError:
+            continue
+    return pd.DataFrame(rows, columns=["item", "value"])
