@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,13 +24,17 @@ from pathlib import Path
 
 from .config import PROJECT_ROOT, PROFILES, resolve
 
-__all__ = ["NOTEBOOKS", "execute_notebooks", "build_book", "run", "main"]
+__all__ = ["NOTEBOOKS", "execute_notebooks", "hide_plumbing", "write_provenance", "build_book",
+           "book_problems", "run", "main"]
 
 log = logging.getLogger(__name__)
 
 NOTEBOOKS = ("00_data", "01_features", "02_folds", "03_unimodal", "04_fusion", "05_results",
              "06_inference")
 BOOK_FILES = ("_config.yml", "_toc.yml", "book")
+#: Cells that only feed the notebook (its parameters, papermill's injected copy of them) stay in
+#: the .ipynb for JupyterLab and papermill but not in the book: myst-nb drops ``remove-cell``.
+PLUMBING_TAGS = ("parameters", "injected-parameters")
 
 
 def notebook_parameters(*, profile: str, data_dir: str, results_dir: str, cache_dir: str,
@@ -70,13 +75,49 @@ def execute_notebooks(params: dict, out_dir: Path, *, notebooks=NOTEBOOKS,
         pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name=kernel_name,
                             cwd=str(PROJECT_ROOT / "notebooks"), progress_bar=False,
                             log_output=False)
+        hide_plumbing(dst)
         print(f"[ser-book] {src.name} done in {time.perf_counter() - t0:.0f} s", flush=True)
         done.append(dst)
     return done
 
 
-def build_book(src_dir: Path, out_dir: Path) -> Path:
-    """Copy the book's pages beside the executed notebooks and run ``jupyter-book build``."""
+def hide_plumbing(path: Path) -> int:
+    """Tag the parameter cells of an executed notebook (the notebook's ``parameters`` cell and
+    papermill's ``injected-parameters`` one) ``remove-cell``, so the book does not show them.
+
+    Returns the number of cells tagged. The notebook is rewritten in place.
+    """
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    n = 0
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if set(PLUMBING_TAGS) & set(tags) and "remove-cell" not in tags:
+            tags.append("remove-cell")
+            n += 1
+    nbformat.write(nb, str(path))
+    return n
+
+
+def write_provenance(settings, path: Path) -> Path:
+    """The book's provenance page (``book/provenance.md``): the run's profile, corpora,
+    encoders, precision, epoch protocol and package versions (``reporting.provenance``)."""
+    from .reporting import provenance
+
+    table = provenance(settings).to_markdown(index=False)
+    path.write_text("# Provenance of this run\n\nWhat produced every number and figure of this "
+                    "book, written by the run itself (`python -m ser_utils.pipeline`).\n\n"
+                    f"{table}\n", encoding="utf-8")
+    return path
+
+
+def build_book(src_dir: Path, out_dir: Path, *, provenance=None) -> Path:
+    """Copy the book's pages beside the executed notebooks and run ``jupyter-book build``.
+
+    ``provenance``: the run's :class:`~ser_utils.config.Settings`; its provenance page replaces
+    the placeholder ``book/provenance.md``.
+    """
     for name in BOOK_FILES:
         src = PROJECT_ROOT / name
         dst = src_dir / name
@@ -84,6 +125,8 @@ def build_book(src_dir: Path, out_dir: Path) -> Path:
             shutil.copytree(src, dst, dirs_exist_ok=True)
         else:
             shutil.copy2(src, dst)
+    if provenance is not None:
+        write_provenance(provenance, src_dir / "book" / "provenance.md")
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(src_dir),
            "--path-output", str(out_dir), "--builder", "html"]
@@ -92,6 +135,64 @@ def build_book(src_dir: Path, out_dir: Path) -> Path:
     if not index.exists():
         raise RuntimeError(f"jupyter-book finished but {index} is missing")
     return index
+
+
+# What must never reach a page of the book: the build machine's paths, Python reprs of paths,
+# progress-bar residue; on the chapters, a parameters cell (an assignment to a parameter, also
+# when syntax highlighting has split it into <span>s).
+_LEAKS = {
+    "absolute path": re.compile(r"(?<![\w.:/])/(?:tmp|work|home|root|Users|private|var/folders)/"),
+    "PosixPath": re.compile(r"(?:Posix|Windows)Path\("),
+    "progress bar": re.compile(r"\d+%\|"),
+}
+_PARAMETERS = re.compile(r"\b(?:profile|iemocap_root|msp_root|data_dir|results_dir)"
+                         r"(?:</span>)?\s*(?:<span[^>]*>)?=")
+
+
+def book_problems(html_dir: str | os.PathLike, *, roots=(), chapters=NOTEBOOKS) -> list[str]:
+    """What a reader should not see in a built book, one line per problem (empty: none).
+
+    Every page: an absolute path of the build machine (``/tmp/``, ``/work/``, ``/home/``,
+    ``/root/`` ... and each of ``roots``), ``PosixPath(``, progress-bar residue (``42%|``).
+    Every chapter (``notebooks/<name>.html``): a visible parameters or settings cell, no figure.
+
+    Parameters
+    ----------
+    html_dir : path
+        ``<build>/book/_build/html``.
+    roots : sequence of path, keyword-only
+        Folders of the build machine (data, results, build) whose names must not appear.
+    chapters : sequence of str, keyword-only
+        The notebook pages.
+    """
+    html_dir = Path(html_dir)
+    problems = []
+
+    def found(name, what, text, hit):
+        problems.append(f"{name}: {what}: ...{text[max(0, hit.start() - 60):hit.end() + 30]}...")
+
+    for page in sorted(html_dir.glob("**/*.html")):
+        if {"_static", "_sources"} & set(page.parts):
+            continue
+        text = page.read_text(encoding="utf-8", errors="replace")
+        name = page.relative_to(html_dir).as_posix()
+        for what, pattern in _LEAKS.items():
+            if hit := pattern.search(text):
+                found(name, what, text, hit)
+        for root in map(str, roots):
+            if root and (hit := re.search(re.escape(root), text)):
+                found(name, "the build machine's folder", text, hit)
+    for chapter in chapters:
+        page = html_dir / "notebooks" / f"{chapter}.html"
+        if not page.exists():
+            problems.append(f"notebooks/{chapter}.html is missing")
+            continue
+        text = page.read_text(encoding="utf-8", errors="replace")
+        if hit := _PARAMETERS.search(text):
+            found(f"notebooks/{page.name}", "parameters cell", text, hit)
+        if "<img" not in text[text.find("<article"):]:
+            problems.append(f"notebooks/{chapter}.html has no figure")
+    return problems
 
 
 def run(*, profile: str = "quick", build_dir: str | os.PathLike = "build", **params) -> Path:
@@ -107,7 +208,7 @@ def run(*, profile: str = "quick", build_dir: str | os.PathLike = "build", **par
     if src_dir.exists():
         shutil.rmtree(src_dir)
     execute_notebooks(params, src_dir / "notebooks")
-    index = build_book(src_dir, build / "book")
+    index = build_book(src_dir, build / "book", provenance=resolve(**params))
     print(f"[ser-book] book: {index}")
     return index
 

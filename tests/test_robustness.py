@@ -897,8 +897,8 @@ def test_leakage_epoch_selection_never_sees_test_utterances(grid):
 # =============================================================================================
 def test_reproducibility_same_seed_gives_identical_metrics_twice(grid, tmp_path):
     """The smoke profile's seeds and epochs, every fold, audio and text: run the grid twice
-    into fresh folders and compare the metrics (the notebook-level check on the real smoke
-    run is tests/test_pipeline.py::test_smoke_results_are_reproducible)."""
+    into fresh folders and compare the metrics (the book's reproducibility check: the
+    notebooks only call this grid runner)."""
     smoke = config.PROFILES["smoke"]
     jobs = [T.Job(system, "speaker", k, seed, epochs=smoke.epochs, dataset="synthetic")
             for system in ("audio", "glove") for k in range(len(grid.folds))
