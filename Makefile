@@ -2,6 +2,7 @@
 #   make          set up (venv, pinned requirements, package) and run the main job:
 #                 demo corpora, every notebook through papermill, the Jupyter Book
 #   make test     set up, then run the tests (unit tests + smoke run of every notebook + book build)
+#   make test-fast  the tests not marked slow (no notebooks, book build or subprocesses): development
 #
 # Options: make PROFILE=paper | make ARGS="--iemocap-root /data/IEMOCAP_full_release"
 
@@ -12,7 +13,7 @@ ARGS   ?=
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: all book test bench kernel lab clean distclean
+.PHONY: all book test test-fast bench kernel lab clean distclean
 
 all: book
 
@@ -29,6 +30,9 @@ book: $(STAMP)
 
 test: $(STAMP)
 	TF_ENABLE_ONEDNN_OPTS=0 TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest -ra $(ARGS)
+
+test-fast: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest -ra -m "not slow" $(ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/extract_acoustic.py
