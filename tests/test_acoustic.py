@@ -275,6 +275,7 @@ def test_extract_acoustic_needs_columns(tmp_path):
         A.extract_acoustic(pd.DataFrame({"path": ["x.wav"]}), dataset="t", cache_dir=tmp_path)
 
 
+@pytest.mark.slow
 def test_opensmile_safe_here_follows_import_order(monkeypatch):
     # here ser_utils (hence opensmile's library) was imported before any TensorFlow
     if "tensorflow" not in sys.modules:
@@ -290,6 +291,7 @@ def test_opensmile_safe_here_follows_import_order(monkeypatch):
     assert "refused: openSMILE cannot run in this process" in res.stdout
 
 
+@pytest.mark.slow
 def test_workers_after_tensorflow_import(tmp_path, wavs):
     """openSMILE runs in fresh workers even when the caller imported TensorFlow first."""
     code = textwrap.dedent(f"""
@@ -318,6 +320,7 @@ def test_workers_after_tensorflow_import(tmp_path, wavs):
     assert res.stdout.strip().endswith("OK")
 
 
+@pytest.mark.slow
 def test_extraction_on_a_dask_cluster_matches_local(tmp_path, table):
     """With a Dask scheduler (settings.scheduler, as the notebooks pass it), openSMILE runs on
     the cluster's worker processes and gives the same features and rejections as locally."""

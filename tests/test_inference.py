@@ -193,6 +193,7 @@ def _cli(*args):
                           capture_output=True, text=True, env=env, cwd=PROJECT, timeout=600)
 
 
+@pytest.mark.slow
 def test_cli_prints_probabilities(exported, corpus):
     meta, predictor = corpus["meta"], exported["predictor"]
     expected = predictor.predict_batch(meta.path[:2], [meta.text[0], ""])
@@ -212,6 +213,7 @@ def test_cli_prints_probabilities(exported, corpus):
     assert row.split()[0] == "utt00.wav" and row.split()[-1] == expected.predicted[0]
 
 
+@pytest.mark.slow
 def test_cli_bad_input_exits_2(exported, corpus, tmp_path):
     res = _cli("--model", exported["dir"], "--wav", tmp_path / "missing.wav")
     assert res.returncode == 2 and "missing.wav" in res.stderr
@@ -221,6 +223,7 @@ def test_cli_bad_input_exits_2(exported, corpus, tmp_path):
     assert res.returncode == 2 and "one --text per --wav" in res.stderr
 
 
+@pytest.mark.slow
 def test_descriptors_after_tensorflow_run_in_a_worker(corpus):
     # TensorFlow imported before openSMILE: extract_llds must not run openSMILE in-process
     code = ("import tensorflow, numpy as np, sys; from ser_utils import inference as I; "

@@ -609,6 +609,7 @@ EXTRACT_CHILD = """
 """
 
 
+@pytest.mark.slow
 def test_interruption_killed_feature_extraction_resumes_keeping_finished_items(
         tmp_path, monkeypatch):
     d = tmp_path / "wavs"
@@ -719,6 +720,7 @@ GRID_CHILD = """
 """
 
 
+@pytest.mark.slow
 def test_interruption_killed_training_grid_resumes_keeping_finished_jobs(grid, tmp_path):
     out, marker = grid.root / "killed_grid", tmp_path / "killed.marker"
     jobs = [T.Job("glove", "speaker", k, s, epochs=1, dataset="killed")
@@ -761,6 +763,7 @@ KILL_WRITE_CHILD = """
 """
 
 
+@pytest.mark.slow
 def test_interruption_cache_write_killed_midway_leaves_no_partial_file(tmp_path):
     path = tmp_path / "child.py"
     path.write_text(textwrap.dedent(KILL_WRITE_CHILD))

@@ -254,6 +254,7 @@ def test_run_grid_resumes(setup):
                                   setup["preds"]["audio"])
 
 
+@pytest.mark.slow
 def test_dask_cluster_matches_loky(setup, tmp_path):
     distributed = pytest.importorskip("distributed")
     jobs = [T.Job("bert", "speaker", 1, seed, epochs=1) for seed in (0, 1)]  # one per worker
@@ -268,6 +269,7 @@ def test_dask_cluster_matches_loky(setup, tmp_path):
     assert len(list((tmp_path / "dask" / "predictions").glob("*.parquet"))) == 2
 
 
+@pytest.mark.slow
 def test_epoch_selection_on_a_dask_cluster_matches_loky(setup):
     distributed = pytest.importorskip("distributed")
     kw = dict(seeds=(0, 1), max_epochs=2, criterion="speaker")
