@@ -811,11 +811,12 @@ PAPER_BERT_OVER_GLOVE = {"iemocap": 15.5, "msp_podcast": 2.4}
 PAPER_FUSION_OVER_SINGLE = 16.0
 
 
-def plot_seed_scores(scores: pd.DataFrame, *, systems, metrics=("uar", "auc")):
+def plot_seed_scores(scores: pd.DataFrame, *, systems, metrics=("uar", "auc"), datasets=None):
     """Fig. 3 style: per system a box over seeds with every seed drawn as a point; one panel
     per corpus and metric (AvRec in %, AvAUC).
 
-    ``scores``: one row per (dataset, system, seed) with the ``metrics`` columns.
+    ``scores``: one row per (dataset, system, seed) with the ``metrics`` columns;
+    ``datasets``: the run's :class:`ser_utils.config.Dataset` objects, for the corpus titles.
 
     Notebook: notebooks/03_unimodal.ipynb, notebooks/04_fusion.ipynb
     """
@@ -843,7 +844,8 @@ def plot_seed_scores(scores: pd.DataFrame, *, systems, metrics=("uar", "auc")):
             ax.set_ylabel(label)
             if i == 0:
                 n = sub["seed"].nunique()
-                ax.set_title(f"{name} ({n} seed{'s' * (n != 1)})", fontsize=9)
+                ax.set_title(f"{_title(name, datasets)} ({n} seed{'s' * (n != 1)})",
+                             fontsize=9)
             ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -870,13 +872,17 @@ def _median(scores: pd.DataFrame, metric: str = "uar") -> pd.Series:
     return scores.groupby("system")[metric].median()
 
 
+def _title(name: str, datasets) -> str:
+    return {d.name: d.title for d in datasets or ()}.get(name, name)
+
+
 def _kind(name: str, datasets) -> str:
     kinds = {d.name: d.kind for d in datasets or ()}
     return kinds.get(name, "iemocap" if name.startswith("iemocap") else
                      "msp_podcast" if name.startswith("msp") else name)
 
 
-def fold_study_findings(scores: pd.DataFrame, *, metric: str = "auc") -> str:
+def fold_study_findings(scores: pd.DataFrame, *, metric: str = "auc", datasets=None) -> str:
     """Markdown: does SP&SC fall below RAND for the text model (Fig. 2), and for audio?
 
     ``scores``: the fold study's runs (``dataset``, ``system``, ``size``, ``criterion``,
@@ -897,7 +903,8 @@ def fold_study_findings(scores: pd.DataFrame, *, metric: str = "auc") -> str:
             drop = row["random"] - row["speaker_script"]
             verdict = (f"SP&SC falls **below** RAND by {drop:.3f}" if drop > 0 else
                        f"SP&SC does **not** fall below RAND ({-drop:+.3f})")
-            lines.append(f"* **{name}**, {SYSTEM_NAMES.get(system, system)}: {label} {cells}; "
+            lines.append(f"* **{_title(name, datasets)}**, {SYSTEM_NAMES.get(system, system)}: "
+                         f"{label} {cells}; "
                          f"{verdict}.")
     if not lines:
         return "No corpus of this run has the three fold criteria (no fold study)."
@@ -929,7 +936,8 @@ def unimodal_findings(scores: pd.DataFrame, *, datasets=None) -> str:
         parts.append(f"best single modality {SYSTEM_NAMES.get(best, best)} "
                      f"({100 * med[best]:.1f} %)")
         n = sub["seed"].nunique()
-        lines.append(f"* **{name}** ({n} seed{'s' * (n != 1)}): " + "; ".join(parts) + ".")
+        lines.append(f"* **{_title(name, datasets)}** ({n} seed{'s' * (n != 1)}): "
+                     + "; ".join(parts) + ".")
     return "\n".join(lines) or "No unimodal scores."
 
 
@@ -953,7 +961,7 @@ def fusion_findings(unimodal: pd.DataFrame, fusion: pd.DataFrame, *, datasets=No
             continue
         single, best = uni.idxmax(), med.idxmax()
         gain = relative_gain(pd.concat([uni, med]), [best], [single])
-        line = (f"* **{name}**: best fusion {SYSTEM_NAMES.get(best, best)} "
+        line = (f"* **{_title(name, datasets)}**: best fusion {SYSTEM_NAMES.get(best, best)} "
                 f"{100 * med[best]:.1f} % vs best single modality "
                 f"{SYSTEM_NAMES.get(single, single)} {100 * uni[single]:.1f} % AvRec: "
                 f"{gain:+.1f} % relative (paper: about {PAPER_FUSION_OVER_SINGLE:+.0f} %)")

@@ -50,7 +50,9 @@ def test_unimodal_findings_relative_gain_and_paper_number():
     assert "AvRec: -20.0 % relative; best single modality GloVe (50.0 %)" in lines[1]
     assert "paper" not in lines[1] and "(1 seed)" in lines[1]
     kinds = [config.Dataset("mycorpus", "msp_podcast", None, False, "predefined")]
-    assert "(paper: +2.4 %)" in reporting.unimodal_findings(scores, datasets=kinds).splitlines()[1]
+    with_kinds = reporting.unimodal_findings(scores, datasets=kinds).splitlines()[1]
+    assert "(paper: +2.4 %)" in with_kinds
+    assert with_kinds.startswith("* **MSP-PODCAST** (1 seed)")  # the corpus title
 
 
 def test_fusion_findings_best_fusion_vs_best_single_and_paired_xf():
