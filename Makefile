@@ -26,10 +26,10 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 book: $(STAMP)
-	TF_ENABLE_ONEDNN_OPTS=0 TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m ser_utils.pipeline --profile $(PROFILE) $(ARGS)
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m ser_utils.pipeline --profile $(PROFILE) $(ARGS)
 
 test: $(STAMP)
-	TF_ENABLE_ONEDNN_OPTS=0 TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest -ra $(ARGS)
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest -ra $(ARGS)
 
 test-fast: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest -ra -m "not slow" $(ARGS)
@@ -37,8 +37,10 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/extract_acoustic.py
 	$(PY) bench/embed_text.py
+	$(PY) bench/train_step.py
 	$(PY) bench/train_grid.py
 	$(PY) bench/cached_rerun.py
+	$(PY) bench/precision_conclusions.py  # after `make`: float32 against the run's bfloat16
 
 # A Jupyter kernel for the venv, so JupyterLab runs the notebooks with the pinned packages.
 kernel: $(STAMP)

@@ -174,7 +174,7 @@ def profile_estimate(name: str, costs: pd.DataFrame, *, n_train: int, n_folds: i
     b = base.loc[systems]
     iemocap = (job(b, prof.epochs) * n_folds * n_seeds).sum()
     msp = (job(b, prof.epochs, msp_ratio) * n_seeds).sum()
-    runs = len(prof.selection_seeds) * prof.selection_folds
+    runs = len(prof.selection_seeds) * (prof.selection_folds or n_folds)  # 0: every fold
     selection = 0.0
     if prof.select_epochs:
         selection = (job(b, prof.max_epochs, 0.8) * runs).sum() * (1 + msp_ratio)

@@ -135,8 +135,10 @@ class Settings:
 
     def save(self, stage: str) -> Path:
         """Write the resolved parameters beside the stage's results (provenance)."""
+        from .precision import resolve as resolve_precision
+
         path = self.results_dir / f"params_{stage}.json"
-        write_json(path, self.to_dict())
+        write_json(path, {**self.to_dict(), "precision_used": resolve_precision(self.precision)})
         return path
 
 
