@@ -62,20 +62,23 @@ class Profile:
     fold_study_epochs: int           # epochs of the Fig. 2 models (notebook 02)
     fold_study_seeds: tuple[int, ...]
     fusion_systems: tuple[str, ...] = FUSION_SYSTEMS  # quick: the paper's four and xf_cs
+    fold_study_sizes: tuple[str, ...] = ("small", "large")  # Sec. 4.1, Fig. 2
     epoch_protocol: str = "inner"    # EPOCH_PROTOCOLS; "paper" = test-fold selection (optimistic)
 
 
 PROFILES: dict[str, Profile] = {
+    # smoke: every notebook and code path once, as fast as possible (the tests)
     "smoke": Profile("smoke", seeds=(0,), demo_scale=0.05, select_epochs=False, selection_seeds=(0,),
                      selection_folds=1, max_epochs=1, epochs=1, fold_study_epochs=1,
-                     fold_study_seeds=(0,)),
+                     fold_study_seeds=(0,), fold_study_sizes=("small",),
+                     fusion_systems=("ef_cs", "ef_ws", "ef_pt", "lf_pt", "xf_cs")),
     # quick trades seeds, corpus size and the epoch search for time (about 20 min on 2 CPU
     # cores, bench/README.md): a demo of ~1,200 IEMOCAP utterances still shows the paper's
     # effects (SP&SC below RAND for text, BERT above GloVe, fusion above both)
     "quick": Profile("quick", seeds=(0, 1, 2), demo_scale=0.6, select_epochs=True,
                      selection_seeds=(0, 1), selection_folds=1, max_epochs=8, epochs=8,
                      fold_study_epochs=5, fold_study_seeds=(0,),
-                     fusion_systems=("ef_cs", "ef_ws", "ef_pt", "lf_pt", "xf_cs")),
+                     fusion_systems=PAPER_FUSION_SYSTEMS),
     "paper": Profile("paper", seeds=tuple(range(10)), demo_scale=1.0, select_epochs=True,
                      selection_seeds=tuple(range(5)), selection_folds=0, max_epochs=30, epochs=15,
                      fold_study_epochs=15, fold_study_seeds=(0, 1, 2)),

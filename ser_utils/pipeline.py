@@ -127,6 +127,7 @@ def build_book(src_dir: Path, out_dir: Path, *, provenance=None) -> Path:
             shutil.copy2(src, dst)
     if provenance is not None:
         write_provenance(provenance, src_dir / "book" / "provenance.md")
+    bundle_mathjax(src_dir / "_static" / "mathjax")
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(src_dir),
            "--path-output", str(out_dir), "--builder", "html"]
@@ -135,6 +136,26 @@ def build_book(src_dir: Path, out_dir: Path, *, provenance=None) -> Path:
     if not index.exists():
         raise RuntimeError(f"jupyter-book finished but {index} is missing")
     return index
+
+
+def bundle_mathjax(dst: Path) -> Path:
+    """Copy MathJax 3 (the ``django-static-mathjax`` package's files) into the book's static
+    folder, so that the equations render without a network (``_config.yml``: ``mathjax_path``).
+
+    Only the combined TeX/MathML -> CommonHTML component and its fonts are copied (about 2 MB).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("MathJax is not installed: pip install -r requirements.txt "
+                           "(django-static-mathjax)")
+    es5 = Path(list(spec.submodule_search_locations)[0]) / "static" / "mathjax" / "es5"
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(es5 / "tex-mml-chtml.js", dst / "tex-mml-chtml.js")
+    shutil.copytree(es5 / "output" / "chtml" / "fonts", dst / "output" / "chtml" / "fonts",
+                    dirs_exist_ok=True)
+    return dst / "tex-mml-chtml.js"
 
 
 # What must never reach a page of the book: the build machine's paths, Python reprs of paths,

@@ -54,3 +54,7 @@ def test_smoke_book_shows_the_study_and_no_plumbing(smoke_run):
         assert injected and all("remove-cell" in c["metadata"]["tags"] for c in injected), name
     provenance = (html / "book" / "provenance.html").read_text()
     assert "smoke: seeds 0" in provenance and "scikit-learn" in provenance
+    # equations render offline: MathJax is served from the book, not a CDN
+    assert (html / "_static" / "mathjax" / "tex-mml-chtml.js").stat().st_size > 100_000
+    page = (html / "notebooks" / "03_unimodal.html").read_text()
+    assert "_static/mathjax/tex-mml-chtml.js" in page and "cdn.jsdelivr" not in page
