@@ -26,10 +26,10 @@ __all__ = ["save_figure", "plot_durations", "plot_contours", "utterance_stats",
            "plot_fusion_gain", "GAIN_COLUMNS", "plot_class_probabilities",
            "paper_table1", "beside_paper", "PAPER_CORPORA", "plot_epoch_curves", "ci_table",
            "ci_notes",
-           "significance_table", "significance_summary", "PAPER_GAINS",
+           "significance_table", "significance_summary",
            "SYSTEM_NAMES", "CRITERION_NAMES", "plot_seed_scores", "chosen_epochs",
            "fold_study_findings", "unimodal_findings", "fusion_findings", "provenance",
-           "PAPER_BERT_OVER_GLOVE", "PAPER_FUSION_OVER_SINGLE"]
+           ]
 
 
 def save_figure(fig, path_stem: str | Path) -> None:
@@ -647,12 +647,6 @@ def relative_gain(summary: pd.Series, better, worse) -> float:
     return float(100 * (b - w) / w)
 
 
-PAPER_GAINS = {  # Sec. 4.3 of the paper, as stated in its text
-    "best fusion vs best single modality (%)": "about 16",
-    "BERT vs GloVe (%)": "15.5 (IEMOCAP) / 2.4 (MSP-PODCAST)",
-}
-
-
 #: Columns of ``ser_utils/reference/paper_table1.csv`` (see the README beside it).
 PAPER_TABLE1_COLUMNS = ("dataset", "system", "avrec_median", "avrec_iqr", "avauc_median",
                         "avauc_iqr")
@@ -805,10 +799,11 @@ def plot_confusion(cm: pd.DataFrame, *, title: str = ""):
 
 
 # -- 03 / 04: seeds, epochs, what the run shows; provenance ------------------------------------
-#: The paper's relative AvRec gains (Sec. 4.3), as numbers: BERT over GloVe per corpus kind, and
-#: the best fusion over the best single modality ("about 16 %").
-PAPER_BERT_OVER_GLOVE = {"iemocap": 15.5, "msp_podcast": 2.4}
-PAPER_FUSION_OVER_SINGLE = 16.0
+def _paper_gain(kind: str, column: str) -> float | None:
+    """The paper's relative AvRec gain ``column`` (:data:`GAIN_COLUMNS`) on the corpus of loader
+    kind ``kind``, computed from its Table 1 (:func:`paper_gains`); None for other corpora."""
+    corpus = PAPER_CORPORA.get(kind)
+    return None if corpus is None else float(paper_gains().loc[corpus, column])
 
 
 def plot_seed_scores(scores: pd.DataFrame, *, systems, metrics=("uar", "auc"), datasets=None):
@@ -928,7 +923,7 @@ def unimodal_findings(scores: pd.DataFrame, *, datasets=None) -> str:
         parts = []
         if {"bert", "glove"} <= set(med.index):
             gain = relative_gain(med, ["bert"], ["glove"])
-            paper = PAPER_BERT_OVER_GLOVE.get(_kind(name, datasets))
+            paper = _paper_gain(_kind(name, datasets), GAIN_COLUMNS[0])
             parts.append(f"BERT {100 * med['bert']:.1f} % vs GloVe {100 * med['glove']:.1f} % "
                          f"AvRec: {gain:+.1f} % relative"
                          + (f" (paper: {paper:+.1f} %)" if paper is not None else ""))
@@ -964,7 +959,8 @@ def fusion_findings(unimodal: pd.DataFrame, fusion: pd.DataFrame, *, datasets=No
         line = (f"* **{_title(name, datasets)}**: best fusion {SYSTEM_NAMES.get(best, best)} "
                 f"{100 * med[best]:.1f} % vs best single modality "
                 f"{SYSTEM_NAMES.get(single, single)} {100 * uni[single]:.1f} % AvRec: "
-                f"{gain:+.1f} % relative (paper: about {PAPER_FUSION_OVER_SINGLE:+.0f} %)")
+                f"{gain:+.1f} % relative (paper: about "
+                f"{_paper_gain(_kind(name, datasets), GAIN_COLUMNS[1]) or 16:+.0f} %)")
         per_seed = fus.pivot_table(index="seed", columns="system", values="uar")
         if {"ef_cs", "xf_cs"} <= set(per_seed.columns):
             diff = 100 * (per_seed["xf_cs"] - per_seed["ef_cs"]).dropna()
