@@ -222,7 +222,8 @@ def plot_voiced_normalisation(arrays, *, title: str = ""):
     raw = np.concatenate([a[:, f0] for a in arrays])
     voiced = raw > 0
     naive = (raw - raw.mean()) / (raw.std() or 1.0)
-    ours = np.concatenate([Normaliser().fit(arrays).transform(a)[:, f0] for a in arrays])
+    norm = Normaliser().fit(arrays)  # once: fitting per utterance made this quadratic
+    ours = np.concatenate([norm.transform(a)[:, f0] for a in arrays])
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), sharey=True)
     panels = ((axes[0], naive, "mean and std of all frames"),
               (axes[1], ours, "mean and std of voiced frames (this project)"))
