@@ -686,7 +686,9 @@ def _fit_model(job: Job, data: ExperimentData, train_idx, normaliser, *, pretrai
     history = trained.fit(ds, epochs=epochs, verbose=0, callbacks=callbacks, shuffle=False)
     if auc is not None:
         history.history["val_auc"] = list(auc.auc)
-    if recalibrate is not None:
+    if recalibrate is not None and val is None:
+        # the model a job keeps; epoch selection (val given) discards its models, and its
+        # callback already recalibrated before the last validation pass
         recalibrate_batchnorm(model, recalibrate)
     return model, history
 
