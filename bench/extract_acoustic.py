@@ -6,7 +6,7 @@ Runs, side by side on the same files:
 
 * ``bare loop``: ``opensmile.Smile(feature_set=ser_lld.conf, feature_level="lld")`` and
   ``process_file`` on every file, in this process;
-* ``project, 1 worker``: :func:`ser_utils.features.acoustic.extract_acoustic` with
+* ``project, 1 worker``: :meth:`ser_utils.features.acoustic.LLDExtractor.extract` with
   ``n_workers=1`` (in this process: TensorFlow is not imported here), fresh cache;
 * ``project, 2 workers``: ``n_workers=2``, fresh cache, worker processes started cold
   (their start-up is part of the time), then once more with the worker pool already up
@@ -159,9 +159,8 @@ def main(argv=None) -> pd.DataFrame:
 
         def run_project(n_workers):
             def fn():
-                out = acoustic.extract_acoustic(df, dataset=f"bench{next(n_run)}",
-                                                cache_dir=tmp / "cache", n_workers=n_workers,
-                                                progress=False)
+                lld = acoustic.LLDExtractor(cache_dir=tmp / "cache", n_workers=n_workers)
+                out = lld.extract(df, dataset=f"bench{next(n_run)}", progress=False)
                 assert len(out) == len(df)
             return fn
 

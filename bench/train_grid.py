@@ -42,8 +42,9 @@ sys.path.insert(0, str(ROOT))
 
 from ser_utils import folds as F  # noqa: E402  (ser_utils first: it loads openSMILE before TF)
 from ser_utils import training as T  # noqa: E402
+from ser_utils.training import fitting  # noqa: E402
 from ser_utils.config import PROFILES, TABLE1_SYSTEMS  # noqa: E402
-from ser_utils.features.cache import save_npz, write_parquet  # noqa: E402
+from ser_utils.features.cache import save_sequences, write_parquet  # noqa: E402
 from ser_utils.metrics import CLASSES  # noqa: E402
 
 import keras  # noqa: E402,I001
@@ -51,14 +52,6 @@ import keras  # noqa: E402,I001
 #: MSP-PODCAST demo at scale 1 (ser_utils.demo.plan_msp_podcast): ~50 speakers x ~36 utterances,
 #: 76 % of them in Train + Development. Used when its features are not on disk.
 MSP_DEMO_TRAIN = int(50 * 36 * 0.76)
-
-
-def _save_sequences(path, feats):
-    keys = list(feats)
-    lengths = [len(feats[k]) for k in keys]
-    save_npz(path, keys=np.array(keys, dtype=str),
-             offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-             data=np.concatenate([feats[k] for k in keys]).astype(np.float32))
 
 
 def synthetic_files(folder: Path, *, n: int = 2000, seed: int = 0) -> dict:
@@ -90,7 +83,7 @@ def synthetic_files(folder: Path, *, n: int = 2000, seed: int = 0) -> dict:
              "bert": folder / "bert.npz", "glove": folder / "glove.npz"}
     write_parquet(files["meta"], meta)
     for name, feats in (("audio", audio), ("bert", bert), ("glove", glove)):
-        _save_sequences(files[name], feats)
+        save_sequences(files[name], feats)
     return {k: str(v) for k, v in files.items()}
 
 
@@ -142,7 +135,7 @@ def job_costs(system: str, size: str, data, out, folds, *, epochs: int) -> dict:
                                  data, out, folds)
     first_fixed = max(total - epochs * per_epoch, 0.0)
     # PT / WS load the unimodal models of the same seed: vary the epochs instead of the seed
-    seed = 0 if system in T.FUSION_SYSTEMS and T.FUSION_SYSTEMS[system][1] != "cold" else 1
+    seed = 0 if T.SYSTEMS[system].needs_unimodal else 1
     again, _ = timed_job(T.Job(system, criterion, 0, seed, size=size, epochs=1), data, out,
                          folds)
     return {"system": system, "size": size, "per_epoch_s": per_epoch,
@@ -279,7 +272,7 @@ def main(argv=None):
         for name, spe, jit in (("steps_per_execution=16", 16, False),
                                ("steps_per_execution=1", 1, False),
                                ("steps_per_execution=16, XLA", 16, True)):
-            T.STEPS_PER_EXECUTION = spe
+            fitting.STEPS_PER_EXECUTION = spe
             total, per_epoch = timed_job(T.Job("audio", criterion, 0, 0, epochs=args.epochs),
                                          data, out / name, folds, jit_compile=jit)
             print(f"  audio, {name}: {per_epoch:.1f} CPU s/epoch, {total:.1f} CPU s for "

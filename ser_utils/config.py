@@ -16,6 +16,9 @@ import os
 from pathlib import Path
 
 from .features.cache import write_json
+from .precision import PRECISIONS  # auto = mixed bfloat16 where the CPU has it, else float32
+from .systems import (FUSION_SYSTEMS, PAPER_FUSION_SYSTEMS, TABLE1_SYSTEMS, UNIMODAL_SYSTEMS,
+                      check_choice)
 
 __all__ = ["PROFILES", "Profile", "Settings", "Dataset", "resolve", "PROJECT_ROOT",
            "UNIMODAL_SYSTEMS", "FUSION_SYSTEMS", "PAPER_FUSION_SYSTEMS", "TABLE1_SYSTEMS",
@@ -23,17 +26,9 @@ __all__ = ["PROFILES", "Profile", "Settings", "Dataset", "resolve", "PROJECT_ROO
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-# Sec. 4.3 / Table 1: the paper's systems; lf_cs and lf_ws complete the grid (book appendix);
-# xf_cs is ours, fusion before pooling (the paper's future work, Sec. 4.3), shown after them.
-UNIMODAL_SYSTEMS = ("audio", "glove", "bert")
-FUSION_SYSTEMS = ("ef_cs", "ef_ws", "ef_pt", "lf_pt", "xf_cs", "lf_cs", "lf_ws")
-#: The paper's fusion systems of Table 1 (its gains are over these).
-PAPER_FUSION_SYSTEMS = ("ef_cs", "ef_ws", "ef_pt", "lf_pt")
-TABLE1_SYSTEMS = ("audio", "glove", "bert", "ef_cs", "ef_ws", "ef_pt", "lf_pt", "xf_cs")
+# The system lists (UNIMODAL_SYSTEMS, FUSION_SYSTEMS, PAPER_FUSION_SYSTEMS, TABLE1_SYSTEMS) come
+# from ser_utils.systems and are re-exported here for the notebooks.
 
-#: Arithmetic of training and prediction: ``auto`` = mixed bfloat16 where the CPU has AMX or
-#: AVX512-BF16 (or on a GPU), float32 otherwise (``ser_utils.precision``).
-PRECISIONS = ("auto", "float32", "bfloat16")
 #: How the number of epochs is chosen (Sec. 3). ``inner``: on a validation split carved out of
 #: each outer fold's training part by the fold's own criterion (ours; test never seen).
 #: ``paper``: on the test folds, median AvAUC over seeds, as the paper did (optimistic).
@@ -118,11 +113,8 @@ class Settings:
 
     def dataset(self, name: str) -> Dataset:
         """The run's dataset called ``name``; a ValueError lists the valid names otherwise."""
-        for d in self.datasets:
-            if d.name == name:
-                return d
-        raise ValueError(f"unknown dataset {name!r}; valid values are "
-                         f"{', '.join(d.name for d in self.datasets)}")
+        by_name = {d.name: d for d in self.datasets}
+        return by_name[check_choice(name, by_name, "dataset")]
 
     def stage_dir(self, dataset: str | Dataset, stage: str) -> Path:
         """``results/<dataset>/<stage>/`` (created).
@@ -179,15 +171,11 @@ def resolve(*, profile: str = "quick", data_dir: str = "data", results_dir: str 
     Raises:
         ValueError: an unknown profile, or a path that does not exist — before any work starts.
     """
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    check_choice(profile, PROFILES, "profile")
     prof = PROFILES[profile]
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; valid values: {', '.join(PRECISIONS)}")
+    check_choice(precision, PRECISIONS, "precision")
     if epoch_protocol:
-        if epoch_protocol not in EPOCH_PROTOCOLS:
-            raise ValueError(f"unknown epoch_protocol {epoch_protocol!r}; valid values: "
-                             f"{', '.join(EPOCH_PROTOCOLS)}")
+        check_choice(epoch_protocol, EPOCH_PROTOCOLS, "epoch_protocol")
         prof = dataclasses.replace(prof, epoch_protocol=epoch_protocol)
     if scheduler and "://" not in str(scheduler):
         raise ValueError(f"scheduler must be a Dask scheduler address like 'tcp://host:8786', "

@@ -40,6 +40,8 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from .systems import CLASSES
+
 __all__ = [
     "CLASSES",
     "COLUMNS",
@@ -59,8 +61,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The four classes of the paper, in the order used by every table, model output and metric.
-CLASSES: tuple[str, ...] = ("angry", "happy", "sad", "neutral")
 
 #: Columns of every loader's table, in order.
 COLUMNS: tuple[str, ...] = (

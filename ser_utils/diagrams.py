@@ -229,7 +229,7 @@ def plot_model_blocks(models: Mapping[str, object], *, title: str = ""):
 # -- 04 fusion: which blocks train -----------------------------------------------------------
 def build_systems(systems, *, text_dim: int, audio_dim: int | None = None) -> dict:
     """Fresh, untrained Keras models of ``systems`` (unimodal or fusion), built as training
-    builds them (``training.FUSION_SYSTEMS`` gives each fusion's kind and start); the weights
+    builds them (``systems.SYSTEMS`` gives each fusion's kind and start); the weights
     are random, the layers, shapes and ``trainable`` flags are the real ones.
 
     Parameters
@@ -249,18 +249,18 @@ def build_systems(systems, *, text_dim: int, audio_dim: int | None = None) -> di
     Notebook: notebooks/03_unimodal.ipynb, notebooks/04_fusion.ipynb
     """
     from . import models as M
-    from .features.acoustic import LLD_COLUMNS
-    from .training import FUSION_SYSTEMS
+    from .features.acoustic import AUDIO_DIM
+    from .systems import SYSTEMS
 
-    audio_dim = audio_dim or 2 * len(LLD_COLUMNS)  # descriptors + first differences
+    audio_dim = audio_dim or AUDIO_DIM
     out = {}
     for system in systems:
+        kind, start = SYSTEMS[system].kind, SYSTEMS[system].start
         if system == "audio":
             out[system] = M.build_audio_model(audio_dim)
-        elif system in ("bert", "glove"):
+        elif kind == "unimodal":
             out[system] = M.build_text_model(text_dim, name=system)
         else:
-            kind, start = FUSION_SYSTEMS[system]
             branches = M.build_text_model(text_dim), M.build_audio_model(audio_dim)
             out[system] = (M.build_crossmodal_model(*branches, start=start)
                            if kind == M.CROSS_KIND else

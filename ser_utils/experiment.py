@@ -30,6 +30,7 @@ import pandas as pd
 from . import datasets
 from .config import Dataset, Settings
 from .features.cache import write_json, write_parquet
+from .systems import SYSTEMS, check_choice
 
 log = logging.getLogger(__name__)
 
@@ -107,29 +108,22 @@ def prepare_features(settings: Settings, dataset: str | Dataset, df: pd.DataFram
 
     name = dataset.name if isinstance(dataset, Dataset) else dataset
     cache = settings.cache_dir
+    bert_enc = features.BertEncoder(settings.text_model, cache_dir=cache)
+    glove_enc = features.GloveEncoder(settings.glove_vectors, cache_dir=cache)
     with _cluster(settings) as backend:  # openSMILE on the Dask cluster when one is given
-        audio = features.extract_acoustic(df, dataset=name, cache_dir=cache,
-                                          n_workers=settings.n_workers, backend=backend,
-                                          progress=_progress())
-    bert = features.extract_text(df, dataset=name, encoder="bert", model=settings.text_model,
-                                 cache_dir=cache, progress=_progress())
-    glove = features.extract_text(df, dataset=name, encoder="glove",
-                                  model=settings.glove_vectors, cache_dir=cache,
-                                  progress=_progress())
-    audio_store = features.acoustic_store(df, dataset=name, cache_dir=cache)
+        lld = features.LLDExtractor(cache_dir=cache, n_workers=settings.n_workers,
+                                    backend=backend)
+        audio = lld.extract(df, dataset=name, progress=_progress())
+    bert = bert_enc.extract(df, dataset=name, progress=_progress())
+    glove = glove_enc.extract(df, dataset=name, progress=_progress())
     info = {
         "files": {
-            "audio": str(audio_store.path),
-            "bert": str(features.text_store(df, dataset=name, encoder="bert",
-                                            model=settings.text_model, cache_dir=cache).path),
-            "glove": str(features.text_store(df, dataset=name, encoder="glove",
-                                             model=settings.glove_vectors, cache_dir=cache).path),
+            "audio": str(lld.store(df, dataset=name).path),
+            "bert": str(bert_enc.store(df, dataset=name).path),
+            "glove": str(glove_enc.store(df, dataset=name).path),
         },
-        "encoders": {
-            "bert": features.text_encoder_info("bert", settings.text_model),
-            "glove": features.text_encoder_info("glove", settings.glove_vectors),
-        },
-        "rejected_audio": audio_store.rejected().to_dict(orient="records"),
+        "encoders": {"bert": bert_enc.info(), "glove": glove_enc.info()},
+        "rejected_audio": lld.rejected(df, dataset=name).to_dict(orient="records"),
         "n_utterances": len(df),
     }
     write_json(settings.stage_dir(name, "features") / "features.json", info)
@@ -216,7 +210,9 @@ def load_folds(settings: Settings, dataset: str | Dataset, df: pd.DataFrame, cri
 
 
 # -- 03 / 04 training -------------------------------------------------------------------------
-def _data_files(settings: Settings, dataset) -> dict:
+def data_files(settings: Settings, dataset) -> dict:
+    """The metadata and feature cache files of ``dataset``, as
+    :meth:`ser_utils.training.ExperimentData.from_files` takes them."""
     files = feature_files(settings, dataset)["files"]
     return {"meta": str(settings.stage_dir(dataset, "data") / "utterances.parquet"), **files}
 
@@ -225,17 +221,13 @@ def _check_names(settings: Settings, dataset, systems, criterion: str) -> None:
     """Refuse an unknown dataset, system or criterion before any work, listing the valid ones
     (otherwise a typo surfaces mid-run, after epochs.json or fold folders were written)."""
     from .folds import CRITERIA
-    from .training import SYSTEMS
 
     settings.dataset(dataset.name if isinstance(dataset, Dataset) else dataset)
     if isinstance(systems, str):
         raise TypeError(f"systems must be a list of system names, got the str {systems!r}")
     for system in systems:
-        if system not in SYSTEMS:
-            raise ValueError(f"unknown system {system!r}; valid values are {', '.join(SYSTEMS)}")
-    if criterion not in CRITERIA:
-        raise ValueError(f"unknown criterion {criterion!r}; valid values are "
-                         f"{', '.join(CRITERIA)}")
+        check_choice(system, SYSTEMS, "system")
+    check_choice(criterion, CRITERIA, "criterion")
 
 
 def choose_epochs(settings: Settings, dataset, systems, folds, *, stage: str, criterion: str,
@@ -271,7 +263,7 @@ def choose_epochs(settings: Settings, dataset, systems, folds, *, stage: str, cr
     if todo and not prof.select_epochs:
         chosen.update({s: prof.epochs for s in todo})
     elif todo:
-        data = training.ExperimentData.from_files(**_data_files(settings, dataset))
+        data = training.ExperimentData.from_files(**data_files(settings, dataset))
         curves = []
         for system in todo:
             best, curve = training.select_epochs(
@@ -340,7 +332,7 @@ def run_systems(settings: Settings, dataset, systems, *, stage: str, criterion: 
                          epochs=epochs[s] if isinstance(epochs, dict) else int(epochs),
                          dataset=name)
             for s in systems for k in range(len(folds)) for seed in seeds]
-    return training.run_grid(jobs, _data_files(settings, dataset),
+    return training.run_grid(jobs, data_files(settings, dataset),
                              out_dir=settings.stage_dir(dataset, stage), n_jobs=n_jobs,
                              pretrained_dir=pretrained_dir, progress=_progress(),
                              scheduler=settings.scheduler or None,

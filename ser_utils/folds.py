@@ -34,6 +34,8 @@ from sklearn.model_selection import (
     StratifiedShuffleSplit,
 )
 
+from .systems import check_choice
+
 __all__ = [
     "CRITERIA",
     "LeakageError",
@@ -65,8 +67,7 @@ class LeakageError(ValueError):
 
 
 def _check_criterion(criterion: str) -> None:
-    if criterion not in CRITERIA:
-        raise ValueError(f"unknown criterion {criterion!r}; valid values are {', '.join(CRITERIA)}")
+    check_choice(criterion, CRITERIA, "criterion")
 
 
 def _column(df: pd.DataFrame, name: str) -> np.ndarray:

@@ -52,9 +52,10 @@ import numpy as np
 import pandas as pd
 
 from .features import acoustic
+from .features.acoustic import AUDIO_DIM
 from .features.cache import config_hash, write_json
-from .features.text import clean_transcript
-from .metrics import CLASSES
+from .features.text import BERT_LAYERS, BERT_MAX_LENGTH, clean_transcript
+from .systems import CLASSES, SYSTEMS
 
 __all__ = [
     "MODEL_FILE",
@@ -79,11 +80,6 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
 AUDIO_MODEL_FILE = "audio_model.keras"
 SPEC_FILE = "predictor.json"
-#: Sec. 2.1: sum of the last four hidden layers (the default notebook 01 extracts with).
-TEXT_LAYERS = 4
-TEXT_MAX_LENGTH = 512
-#: Acoustic frame size the models take: 18 LLDs + their deltas.
-AUDIO_DIM = 2 * len(acoustic.LLD_COLUMNS)
 #: Recordings per forward pass (sorted by length, so little padding).
 BATCH_SIZE = 32
 NO_TRANSCRIPT_NOTE = "no transcript: answered by the unimodal audio model"
@@ -196,8 +192,9 @@ def _encoder_spec(text_encoder) -> dict:
         raise ValueError("only BERT-family text encoders can be exported (fusion systems use "
                          f"the BERT features); got encoder {info.get('encoder')!r}")
     info.setdefault("spec", info["path"])
-    info.setdefault("layers", TEXT_LAYERS)
-    info.setdefault("max_length", TEXT_MAX_LENGTH)
+    # as notebook 01 extracts: sum of the last four hidden layers (Sec. 2.1)
+    info.setdefault("layers", BERT_LAYERS)
+    info.setdefault("max_length", BERT_MAX_LENGTH)
     return info
 
 
@@ -620,15 +617,12 @@ class Fitted:
 
 
 def _train(job, data, train_idx, test_idx, *, pretrained, batch_size):
-    from . import training
+    from .training import fit
 
-    train_idx, test_idx, normaliser = training._prepare_job(job, data, train_idx, test_idx,
-                                                            pretrained=pretrained)
-    model, history = training._fit_model(job, data, train_idx, normaliser, pretrained=pretrained,
-                                         epochs=job.epochs, batch_size=batch_size)
-    info = {"epochs": job.epochs, "n_train": int(len(train_idx)),
-            "final_loss": float(history.history["loss"][-1])}
-    return model, normaliser, info
+    trained = fit(job, data, train_idx, test_idx, pretrained=pretrained, batch_size=batch_size)
+    info = {"epochs": job.epochs, "n_train": int(len(trained.train_idx)),
+            "final_loss": float(trained.history.history["loss"][-1])}
+    return trained.model, trained.normaliser, info
 
 
 def fit_for_export(data, train_idx, test_idx, *, system: str, criterion: str, fold: int,
@@ -690,7 +684,7 @@ def _fit_for_export(data, train_idx, test_idx, *, system, criterion, fold, seed,
 
     from . import models as M
     from . import training
-    from .features.acoustic import Normaliser
+    from .training import layout
 
     # as training.train_job: deterministic ops, so the same job gives the same model
     tf.config.experimental.enable_op_determinism()
@@ -704,24 +698,24 @@ def _fit_for_export(data, train_idx, test_idx, *, system, criterion, fold, seed,
     audio_model = audio_normaliser = None
     if system != "audio":
         audio_job = dataclasses.replace(job, system="audio", epochs=int(audio_epochs or epochs))
-        weights = (Path(unimodal_dir) / "models" / f"{audio_job.stem}.weights.h5"
+        weights = (layout.weights_path(unimodal_dir, audio_job)
                    if unimodal_dir is not None else None)
-        stats = weights.with_name(f"{audio_job.stem}.normaliser.json") if weights else None
+        stats = layout.normaliser_path(unimodal_dir, audio_job) if weights else None
         if weights is not None and weights.is_file() and stats.is_file():
             audio_model = M.build_audio_model(AUDIO_DIM, size=size)
             audio_model.load_weights(weights)
-            audio_normaliser = Normaliser.from_dict(json.loads(stats.read_text()))
+            audio_normaliser = layout.load_normaliser(stats)
             provenance["audio_model"] = {"source": "unimodal stage", "weights": str(weights)}
         else:
             audio_model, audio_normaliser, info = _train(audio_job, data, train_idx, test_idx,
                                                          pretrained=None, batch_size=batch_size)
             provenance["audio_model"] = {"source": "trained for the export", **info}
     pretrained = None
-    if system in training.FUSION_SYSTEMS and training.FUSION_SYSTEMS[system][1] != "cold":
+    if SYSTEMS[system].needs_unimodal:
         if unimodal_dir is None:
             raise ValueError(f"system {system!r} starts from the unimodal models: pass "
                              "unimodal_dir (the unimodal stage folder)")
-        pretrained = training._pretrained_files(job, unimodal_dir)
+        pretrained = layout.pretrained_files(job, unimodal_dir)
     model, normaliser, info = _train(job, data, train_idx, test_idx, pretrained=pretrained,
                                      batch_size=batch_size)
     provenance.update(info)
@@ -792,7 +786,7 @@ def train_and_export(settings, dataset, *, system: str | None = None, fold: int 
     system = system or best_fusion_system(settings, d)
     df = experiment.load_utterances(settings, d)
     criterion = experiment.main_criterion(d, df)
-    stage = "unimodal" if system in training.UNIMODAL_SYSTEMS else "fusion"
+    stage = "fusion" if SYSTEMS[system].fusion else "unimodal"
     epochs = _stage_epochs(settings, d, stage, system)
     stem = training.Job(system, criterion, fold, seed, size=size, epochs=epochs).stem
     out_dir = Path(out_dir) if out_dir else settings.stage_dir(d, "inference") / stem
@@ -801,7 +795,7 @@ def train_and_export(settings, dataset, *, system: str | None = None, fold: int 
         if done.get("stem") == stem and done.get("epochs") == epochs:
             return out_dir
     train_idx, test_idx = experiment.load_folds(settings, d, df, criterion)[fold][:2]
-    data = training.ExperimentData.from_files(**experiment._data_files(settings, d))
+    data = training.ExperimentData.from_files(**experiment.data_files(settings, d))
     unimodal_dir = settings.stage_dir(d, "unimodal")
     fitted = fit_for_export(data, train_idx, test_idx, system=system, criterion=criterion,
                             fold=fold, seed=seed, epochs=epochs, size=size,

@@ -20,6 +20,8 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix, recall_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
+from .systems import CLASSES, PROBA_COLUMNS
+
 __all__ = [
     "CLASSES",
     "PROBA_COLUMNS",
@@ -35,11 +37,6 @@ __all__ = [
     "compare_to_best_single",
 ]
 
-#: Emotion classes, in the order of the model outputs (same as ``ser_utils.models.CLASSES``;
-#: repeated here so that metrics need not import TensorFlow).
-CLASSES = ("angry", "happy", "sad", "neutral")
-#: Probability columns of a prediction table, in :data:`CLASSES` order.
-PROBA_COLUMNS = tuple(f"p_{c}" for c in CLASSES)
 #: Columns that identify one run (one set of merged-fold scores) when present.
 RUN_KEYS = ("dataset", "system", "size", "criterion", "seed")
 

@@ -40,6 +40,10 @@ import numbers
 from typing import Mapping
 
 from ._tf import quiet_tensorflow
+from .systems import (AUDIO_LAYERS, CLASSES, CROSS_KIND, EMBEDDING_LAYER, FUSION_KINDS,
+                      LOGITS_LAYER, MASK_LAYER, N_CLASSES, SEQUENCE_LAYER, SIZE_FACTORS, SIZES,
+                      STARTS, TEXT_LAYERS, TRAINABLE_BY_START, WARMUP_STEPS, learning_rate)
+from .systems import check_choice as _check_choice
 
 quiet_tensorflow()  # before Keras loads it: no start-up lines in notebooks
 
@@ -59,7 +63,6 @@ __all__ = [
     "EMBEDDING_LAYER",
     "LOGITS_LAYER",
     "TRAINABLE_BY_START",
-    "LEARNING_RATES",
     "WARMUP_STEPS",
     "architecture",
     "build_text_model",
@@ -79,9 +82,6 @@ __all__ = [
     "MaskedMean",
     "CrossMask",
 ]
-
-CLASSES = ("angry", "happy", "sad", "neutral")
-N_CLASSES = len(CLASSES)
 
 # --------------------------------------------------------------------------------------------
 # Architecture: every constant lives here.
@@ -129,61 +129,10 @@ class Architecture:
         )
 
 
-# Sec. 4.1: besides the base models, models with half and twice the number of units.
-_SIZE_FACTORS = {"small": 0.5, "base": 1.0, "large": 2.0}
+# Sec. 4.1: the base model, and half and twice its units (systems.SIZE_FACTORS).
 ARCHITECTURES: Mapping[str, Architecture] = {
-    size: Architecture().scaled(factor) for size, factor in _SIZE_FACTORS.items()
+    size: Architecture().scaled(factor) for size, factor in SIZE_FACTORS.items()
 }
-SIZES = tuple(ARCHITECTURES)
-
-FUSION_KINDS = ("early", "late")  # build_fusion_model
-CROSS_KIND = "cross"  # build_crossmodal_model (fusion before pooling; not in the paper)
-STARTS = ("cold", "pretrained", "warm")
-
-# Layers that carry weights, per branch (Fig. 1 names); BN layers are "<conv/dense>_bn".
-TEXT_LAYERS = ("L_T1", "L_T1_bn", "L_T2", "L_T2_bn", "L_T3", "L_T3_bn", "L_T5")
-AUDIO_LAYERS = ("L_A1", "L_A1_bn", "L_A2", "L_A2_bn", "L_A4")
-EMBEDDING_LAYER = {"text": "L_T4", "audio": "L_A3"}  # pooled embeddings (EF input)
-SEQUENCE_LAYER = {"text": "L_T3_bn", "audio": "L_A2_bn"}  # last sequences before pooling
-MASK_LAYER = {"text": "T_mask", "audio": "A_mask"}
-LOGITS_LAYER = {"text": "L_T5", "audio": "L_A4"}  # pre-softmax logits (LF input)
-
-# Sec. 2.3: which branch layers train in a fusion model. Layers after the merge (F_concat,
-# F_dense, F_out) always train; every branch layer not listed is frozen (a frozen BN layer also
-# runs in inference mode, so its moving statistics stay as loaded).
-#  - cold: everything trains jointly from the Xavier-uniform initialisation;
-#  - pretrained: branches carry unimodal weights and are frozen up to the merge;
-#  - warm: as pretrained, but the top of each branch (L_T3, L_A2 and their BN layers) is
-#    fine-tuned; L_T1, L_T2 and L_A1 stay frozen. The logits layers L_T5 / L_A4 sit above the
-#    fine-tuned layers and train too (they only exist in the late-fusion graph).
-TRAINABLE_BY_START: Mapping[str, tuple[str, ...]] = {
-    "cold": TEXT_LAYERS + AUDIO_LAYERS,
-    "pretrained": (),
-    "warm": ("L_T3", "L_T3_bn", "L_T5", "L_A2", "L_A2_bn", "L_A4"),
-}
-
-# Sec. 3: Adam, lr 7e-4 with a 40-step linear warm-up for unimodal and cold-start models,
-# 1e-4 for warm-start fine-tuning, 1e-2 without warm-up for LF-PT. EF-PT is not stated in the
-# paper: we use the default 7e-4 with warm-up. Warm-start keeps the 40-step warm-up (only LF-PT
-# is said to have none).
-WARMUP_STEPS = 40
-LEARNING_RATES: Mapping[tuple[str, str], tuple[float, int]] = {
-    ("unimodal", "cold"): (7e-4, WARMUP_STEPS),
-    ("early", "cold"): (7e-4, WARMUP_STEPS),
-    ("late", "cold"): (7e-4, WARMUP_STEPS),
-    ("early", "pretrained"): (7e-4, WARMUP_STEPS),  # our choice: not in the paper
-    ("late", "pretrained"): (1e-2, 0),
-    ("early", "warm"): (1e-4, WARMUP_STEPS),
-    ("late", "warm"): (1e-4, WARMUP_STEPS),
-    # Not in the paper: the cross-modal fusion is trained like the other cold starts.
-    ("cross", "cold"): (7e-4, WARMUP_STEPS),
-}
-
-
-def _check_choice(value, valid, what):
-    if value not in valid:
-        raise ValueError(f"unknown {what} {value!r}; valid {what}s: {', '.join(map(repr, valid))}")
-    return value
 
 
 def architecture(size: str = "base") -> Architecture:
@@ -702,35 +651,6 @@ def pretrained_parts(model: keras.Model) -> tuple[keras.Model, keras.Model]:
 # --------------------------------------------------------------------------------------------
 # Optimisation (Sec. 3)
 # --------------------------------------------------------------------------------------------
-def learning_rate(kind: str, start: str | None = None) -> tuple[float, int]:
-    """Learning rate and warm-up steps of one system (Sec. 3).
-
-    Parameters
-    ----------
-    kind : {"unimodal", "text", "audio", "early", "late", "cross"}
-        ``"text"`` and ``"audio"`` are the unimodal models; ``"cross"`` the cross-modal
-        fusion (``build_crossmodal_model``, cold start only).
-    start : {"cold", "pretrained", "warm"} or None
-        Fusion start; ``None`` means ``"cold"``. Unimodal models only have ``"cold"``.
-
-    Returns
-    -------
-    lr : float
-    warmup_steps : int
-        Steps of linear warm-up from 0 (0: constant learning rate).
-
-    Notebook: notebooks/03_unimodal.ipynb, notebooks/04_fusion.ipynb
-    """
-    _check_choice(kind, ("unimodal", "text", "audio") + FUSION_KINDS + (CROSS_KIND,), "kind")
-    start = "cold" if start is None else start
-    _check_choice(start, STARTS, "start")
-    key = ("unimodal" if kind in ("text", "audio") else kind, start)
-    if key not in LEARNING_RATES:
-        raise ValueError(f"no learning rate for kind {kind!r} with start {start!r}: unimodal "
-                         "and cross-modal models are only trained from scratch (start='cold')")
-    return LEARNING_RATES[key]
-
-
 @keras.saving.register_keras_serializable(package="ser_utils")
 class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up from 0 to ``learning_rate`` over ``warmup_steps`` steps, then constant.

@@ -19,6 +19,8 @@ import os
 import sys
 from pathlib import Path
 
+from .systems import check_choice
+
 __all__ = ["PRECISIONS", "cpu_has_bf16", "resolve", "apply", "using"]
 
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -62,8 +64,7 @@ def resolve(precision: str | None = None) -> str:
     """
     if precision is None or precision == "":
         precision = os.environ.get("SER_PRECISION", "") or "auto"
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; valid values: {', '.join(PRECISIONS)}")
+    check_choice(precision, PRECISIONS, "precision")
     if precision == "auto":
         return "bfloat16" if cpu_has_bf16() or _has_gpu() else "float32"
     return precision

@@ -10,11 +10,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-CLASSES = ("angry", "happy", "sad", "neutral")
+from .systems import CLASSES, PAPER_FUSION_SYSTEMS, SYSTEM_NAMES, UNIMODAL_SYSTEMS
+
 COLORS = {"angry": "#d62728", "happy": "#ff7f0e", "sad": "#1f77b4", "neutral": "#7f7f7f"}
-SYSTEM_NAMES = {"audio": "Audio", "glove": "GloVe", "bert": "BERT", "ef_cs": "EF-CS",
-                "ef_ws": "EF-WS", "ef_pt": "EF-PT", "lf_pt": "LF-PT", "lf_cs": "LF-CS",
-                "lf_ws": "LF-WS", "xf_cs": "XF-CS (cross-attention)"}
 CRITERION_NAMES = {"random": "RAND", "speaker": "SP", "speaker_script": "SP&SC",
                    "predefined": "predefined"}
 
@@ -448,8 +446,6 @@ def paper_gains() -> pd.DataFrame:
 
     Notebook: notebooks/05_results.ipynb
     """
-    from .config import PAPER_FUSION_SYSTEMS, UNIMODAL_SYSTEMS
-
     internal = {v: k for k, v in SYSTEM_NAMES.items()}
     table = paper_table1()
     out = {}
@@ -472,8 +468,6 @@ def gains_table(scores: pd.DataFrame, *, corpora: dict[str, tuple[str, str | Non
 
     Notebook: notebooks/05_results.ipynb
     """
-    from .config import PAPER_FUSION_SYSTEMS, UNIMODAL_SYSTEMS
-
     paper = paper_gains()
     rows = {}
     for name, (title, paper_name) in corpora.items():
@@ -503,8 +497,6 @@ def results_findings(scores: pd.DataFrame, pairs: pd.DataFrame | None = None, *,
 
     Notebook: notebooks/05_results.ipynb
     """
-    from .config import PAPER_FUSION_SYSTEMS, UNIMODAL_SYSTEMS
-
     paper = paper_gains()
 
     def versus(paper_name, column):
@@ -950,8 +942,6 @@ def fusion_findings(unimodal: pd.DataFrame, fusion: pd.DataFrame, *, datasets=No
 
     Notebook: notebooks/04_fusion.ipynb
     """
-    from .config import PAPER_FUSION_SYSTEMS
-
     systems = list(systems or PAPER_FUSION_SYSTEMS)
     lines = []
     for name, fus in fusion.groupby("dataset", sort=False):

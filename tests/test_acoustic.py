@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from ser_utils.features import acoustic as A
-from ser_utils.features.cache import SequenceStore
+from ser_utils.features.cache import SequenceStore, config_hash, load_sequences
 
 SR = 16000
 
@@ -217,15 +217,15 @@ def table(tmp_path, wavs):
     })
 
 
-def test_extract_acoustic_rejects_and_goes_on(tmp_path, table, caplog):
+def test_lld_extractor_rejects_and_goes_on(tmp_path, table, caplog):
+    lld = A.LLDExtractor(cache_dir=tmp_path / "c", n_workers=1)
     with caplog.at_level(logging.WARNING, logger=A.__name__):
-        out = A.extract_acoustic(table, dataset="t", cache_dir=tmp_path / "c", n_workers=1,
-                                 progress=False)
+        out = lld.extract(table, dataset="t", progress=False)
     assert list(out) == ["a", "b", "c"]
     for k, arr in out.items():
         assert arr.dtype == np.float32 and arr.shape == (n_frames(SR), 18)
         np.testing.assert_allclose(arr, A.extract_lld(table.set_index("utt_id").path[k]).to_numpy())
-    rej = A.rejected_acoustic(table, dataset="t", cache_dir=tmp_path / "c")
+    rej = lld.rejected(table, dataset="t")
     assert sorted(rej.utt_id) == ["corrupt", "empty", "missing"]
     assert rej.set_index("utt_id").reason.str.contains("nope.wav|corrupt.wav|empty.wav").all()
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -233,25 +233,30 @@ def test_extract_acoustic_rejects_and_goes_on(tmp_path, table, caplog):
 
 
 def test_cache_hit_starts_no_extraction(tmp_path, table, monkeypatch):
-    first = A.extract_acoustic(table, dataset="t", cache_dir=tmp_path, n_workers=1, progress=False)
+    first = A.LLDExtractor(cache_dir=tmp_path, n_workers=1).extract(table, dataset="t",
+                                                                   progress=False)
 
     def boom(*a, **k):
         raise AssertionError("extraction started on a cache hit")
     monkeypatch.setattr(A, "_run", boom)
     monkeypatch.setattr(A, "_extract_chunk", boom)
-    again = A.extract_acoustic(table, dataset="t", cache_dir=tmp_path, progress=False)
+    again = A.LLDExtractor(cache_dir=tmp_path).extract(table, dataset="t", progress=False)
     assert list(again) == list(first)
     for k in first:
         np.testing.assert_array_equal(again[k], first[k])
 
 
 def test_changed_config_is_a_miss(tmp_path, table, monkeypatch):
-    A.extract_acoustic(table, dataset="t", cache_dir=tmp_path, n_workers=1, progress=False)
+    lld = A.LLDExtractor(cache_dir=tmp_path, n_workers=1)
+    lld.extract(table, dataset="t", progress=False)
+    old = lld.store(table, dataset="t").dir
     calls = []
     real = A._extract_chunk
     monkeypatch.setattr(A, "_extract_chunk", lambda chunk: calls.append(chunk) or real(chunk))
     monkeypatch.setattr(A, "EXTRACTOR_VERSION", A.EXTRACTOR_VERSION + 1)
-    A.extract_acoustic(table, dataset="t", cache_dir=tmp_path, n_workers=1, progress=False)
+    assert lld.config["version"] == A.EXTRACTOR_VERSION  # the config is read when used
+    lld.extract(table, dataset="t", progress=False)
+    assert lld.store(table, dataset="t").dir != old
     assert sum(len(c) for c in calls) == len(table)
     assert len(list((tmp_path / A.EXTRACTOR_NAME).iterdir())) == 2  # two config-hash folders
 
@@ -263,16 +268,53 @@ def test_resume_computes_only_pending(tmp_path, table, monkeypatch):
     done = []
     real = A._extract_chunk
     monkeypatch.setattr(A, "_extract_chunk", lambda chunk: done.extend(k for k, _ in chunk) or real(chunk))
-    out = A.extract_acoustic(table, dataset="t", cache_dir=tmp_path, n_workers=1, progress=False)
+    out = A.LLDExtractor(cache_dir=tmp_path, n_workers=1).extract(table, dataset="t",
+                                                                 progress=False)
     assert sorted(done) == ["b", "c", "corrupt", "empty"]
     np.testing.assert_array_equal(out["a"], marker)
     assert store.exists() and not store.parts_dir.exists()
     assert dict(zip(*store.rejected().T.values))["missing"] == "earlier"
 
 
-def test_extract_acoustic_needs_columns(tmp_path):
-    with pytest.raises(ValueError, match="utt_id"):
-        A.extract_acoustic(pd.DataFrame({"path": ["x.wav"]}), dataset="t", cache_dir=tmp_path)
+def test_lld_extractor_config_names_the_cache(tmp_path, table):
+    lld = A.LLDExtractor(cache_dir=tmp_path, n_workers=1)
+    cfg = lld.config
+    assert json.loads(json.dumps(cfg)) == cfg == A.lld_config()  # plain JSON, round-trips
+    assert cfg["columns"] == list(A.LLD_COLUMNS) and len(cfg["config_sha256"]) == 64
+    good = table[table.utt_id.isin(["a", "b"])]
+    store = lld.store(good, dataset="t")
+    assert not store.exists() and lld.rejected(good, dataset="t").empty
+    out = lld.extract(good, dataset="t", progress=False)
+    # <cache_dir>/opensmile_lld/<hash of config>/t-<ids hash>.npz, config.json beside it
+    assert store.dir == tmp_path / A.EXTRACTOR_NAME / config_hash(cfg)
+    assert [p.name for p in (tmp_path / A.EXTRACTOR_NAME).iterdir()] == [config_hash(cfg)]
+    assert store.exists() and store.path.parent == store.dir
+    saved = json.loads((store.dir / "config.json").read_text())
+    assert saved == {"extractor": A.EXTRACTOR_NAME, **cfg}
+    assert config_hash({k: v for k, v in saved.items() if k != "extractor"}) == store.dir.name
+    got = load_sequences(store.path)
+    assert list(got) == list(out) == ["a", "b"]
+    for k in out:
+        np.testing.assert_array_equal(got[k], out[k])
+    # the options that do not change the features do not change the cache
+    assert A.LLDExtractor(cache_dir=tmp_path, n_workers=2, chunk_size=1).store(
+        good, dataset="t").path == store.path
+
+
+def test_audio_dim():
+    assert A.AUDIO_DIM == 36 == A.add_deltas(np.zeros((3, len(A.LLD_COLUMNS)))).shape[1]
+
+
+def test_lld_extractor_needs_columns_and_valid_options(tmp_path):
+    lld = A.LLDExtractor(cache_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['utt_id'\]"):
+        lld.extract(pd.DataFrame({"path": ["x.wav"]}), dataset="t")
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['path'\]"):
+        lld.store(pd.DataFrame({"utt_id": ["a"]}), dataset="t")
+    with pytest.raises(ValueError, match="n_workers"):
+        A.LLDExtractor(n_workers=-1)
+    with pytest.raises(ValueError, match="chunk_size"):
+        A.LLDExtractor(chunk_size=0)
 
 
 @pytest.mark.slow
@@ -297,12 +339,12 @@ def test_workers_after_tensorflow_import(tmp_path, wavs):
     code = textwrap.dedent(f"""
         import tensorflow  # first: openSMILE in this process would crash
         import sys, pandas as pd, numpy as np
-        from ser_utils.features.acoustic import extract_acoustic, opensmile_safe_here
+        from ser_utils.features.acoustic import LLDExtractor, opensmile_safe_here
         assert not opensmile_safe_here()
         df = pd.DataFrame({{"utt_id": list("abc"), "path": {[str(wavs[k]) for k in "abc"]!r}}})
         for n, ds in [(2, "two"), (1, "one")]:
-            out = extract_acoustic(df, dataset=ds, cache_dir={str(tmp_path)!r}, n_workers=n,
-                                   progress=False)
+            out = LLDExtractor(cache_dir={str(tmp_path)!r}, n_workers=n).extract(
+                df, dataset=ds, progress=False)
             assert list(out) == list("abc"), out.keys()
             assert all(v.shape[1] == 18 and np.isfinite(v).all() for v in out.values())
         from joblib.externals.loky import get_reusable_executor
@@ -327,19 +369,18 @@ def test_extraction_on_a_dask_cluster_matches_local(tmp_path, table):
     distributed = pytest.importorskip("distributed")
     from ser_utils import experiment
 
-    local = A.extract_acoustic(table, dataset="t", cache_dir=tmp_path / "local", n_workers=1,
-                               chunk_size=1, progress=False)
+    local = A.LLDExtractor(cache_dir=tmp_path / "local", n_workers=1, chunk_size=1).extract(
+        table, dataset="t", progress=False)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
         settings = types.SimpleNamespace(scheduler=cluster.scheduler_address)
         with experiment._cluster(settings) as backend, distributed.get_task_stream() as stream:
             assert backend == "dask"
-            remote = A.extract_acoustic(table, dataset="t", cache_dir=tmp_path / "dask",
-                                        n_workers=2, backend=backend, chunk_size=1,
-                                        progress=False)
+            dask_lld = A.LLDExtractor(cache_dir=tmp_path / "dask", n_workers=2,
+                                      backend=backend, chunk_size=1)
+            remote = dask_lld.extract(table, dataset="t", progress=False)
     assert len(stream.data) >= 2  # the chunks ran as tasks on the cluster
     assert list(remote) == list(local) == ["a", "b", "c"]
     for k in local:
         np.testing.assert_array_equal(remote[k], local[k])
-    assert sorted(A.rejected_acoustic(table, dataset="t", cache_dir=tmp_path / "dask").utt_id) \
-        == ["corrupt", "empty", "missing"]
+    assert sorted(dask_lld.rejected(table, dataset="t").utt_id) == ["corrupt", "empty", "missing"]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ser_utils.features.cache import (SequenceStore, atomic_path, config_hash, load_sequences,
-                                      save_npz)
+                                      save_npz, save_sequences)
 
 
 def test_config_hash_ignores_key_order_and_sees_values():
@@ -79,3 +79,37 @@ def test_empty_sequences_survive(tmp_path):
     store.write_part({"a": np.zeros((0, 4), np.float32), "b": np.ones((2, 4), np.float32)})
     got = store.finalize()
     assert got["a"].shape == (0, 4) and got["b"].shape == (2, 4)
+
+
+def test_save_sequences_round_trip(tmp_path):
+    seqs = {"u2": np.arange(6, dtype=np.float64).reshape(3, 2), "u0": np.zeros((0, 2)),
+            "u1": np.full((1, 2), -1.5, np.float32)}
+    path = tmp_path / "sub" / "feats.npz"
+    save_sequences(path, seqs)
+    got = load_sequences(path)
+    assert list(got) == ["u2", "u0", "u1"]  # the mapping's order, empty sequences kept
+    for k, a in seqs.items():
+        assert got[k].dtype == np.float32 and got[k].shape == a.shape
+        np.testing.assert_array_equal(got[k], a)
+    # the layout of a finished SequenceStore file, plain arrays only
+    with np.load(path, allow_pickle=False) as z:
+        assert set(z.files) == {"keys", "offsets", "data"}
+        np.testing.assert_array_equal(z["offsets"], [0, 3, 3, 4])
+        assert z["offsets"].dtype == np.int64 and z["data"].shape == (4, 2)
+    assert [p.name for p in path.parent.iterdir()] == ["feats.npz"]  # no temporary left
+    # the same bytes a SequenceStore writes for the same sequences
+    store = SequenceStore("toy", {}, "ds", list(seqs), cache_dir=tmp_path)
+    store.write_part(seqs)
+    store.finalize()
+    mine = tmp_path / "mine.npz"
+    save_sequences(mine, store.load())
+    assert load_sequences(mine).keys() == load_sequences(store.path).keys()
+    with np.load(mine) as a, np.load(store.path) as b:
+        for name in ("keys", "offsets", "data"):
+            np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_save_sequences_refuses_mixed_widths_and_leaves_nothing(tmp_path):
+    with pytest.raises(ValueError, match="different widths"):
+        save_sequences(tmp_path / "x.npz", {"a": np.zeros((2, 3)), "b": np.zeros((2, 4))})
+    assert list(tmp_path.iterdir()) == []

@@ -1,4 +1,4 @@
-"""The synthetic demo corpora (ser_utils.demo) and the speech synthesis (ser_utils.synth).
+"""The synthetic demo corpora (ser_utils.demo) and the speech synthesis (ser_utils.demo.synth).
 
 Small scale (0.03) keeps the file fast: three generations of ~200 utterances each.
 """
@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from ser_utils import demo, synth
+from ser_utils import demo
+from ser_utils.demo import synth
 
 SCALE = 0.03
 

@@ -8,7 +8,7 @@ import pytest
 matplotlib.use("Agg")
 
 from ser_utils import diagrams, folds, models  # noqa: E402
-from ser_utils.training import FUSION_SYSTEMS  # noqa: E402
+from ser_utils.systems import FUSION_SYSTEMS, SYSTEMS  # noqa: E402
 
 LABELS = ("angry", "happy", "sad", "neutral")
 
@@ -100,7 +100,8 @@ def test_trainable_table_follows_the_built_models():
     # text branch first, then audio, then the layers after the merge
     assert table.index.tolist()[:4] == ["L_T1", "L_T2", "L_T3", "L_T5"]
     assert table.index.tolist()[4:7] == ["L_A1", "L_A2", "L_A4"]
-    for system, (kind, start) in FUSION_SYSTEMS.items():
+    for system in FUSION_SYSTEMS:
+        kind, start = SYSTEMS[system].kind, SYSTEMS[system].start
         col = table[system]
         for block in ("L_T1", "L_T2", "L_T3", "L_A1", "L_A2"):
             expected = "trains" if block in models.TRAINABLE_BY_START[start] else "frozen"

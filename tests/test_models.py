@@ -134,13 +134,13 @@ def test_sizes_and_parameter_counts():
 
 def test_invalid_arguments_list_valid_values(branches):
     text, audio = branches
-    with pytest.raises(ValueError, match="'small', 'base', 'large'"):
+    with pytest.raises(ValueError, match="small, base, large"):
         M.build_text_model(768, size="huge")
-    with pytest.raises(ValueError, match="'small', 'base', 'large'"):
+    with pytest.raises(ValueError, match="small, base, large"):
         M.build_audio_model(size="tiny")
-    with pytest.raises(ValueError, match="'early', 'late'"):
+    with pytest.raises(ValueError, match="early, late"):
         M.build_fusion_model(text, audio, kind="middle", start="cold")
-    with pytest.raises(ValueError, match="'cold', 'pretrained', 'warm'"):
+    with pytest.raises(ValueError, match="cold, pretrained, warm"):
         M.build_fusion_model(text, audio, kind="early", start="hot")
     with pytest.raises(ValueError, match="not a text branch"):
         M.build_fusion_model(audio, text, kind="early", start="cold")
@@ -149,9 +149,9 @@ def test_invalid_arguments_list_valid_values(branches):
                              kind="early", start="cold")
     with pytest.raises(ValueError, match="input_dim"):
         M.build_text_model(0)
-    with pytest.raises(ValueError, match="'unimodal', 'text', 'audio', 'early', 'late'"):
+    with pytest.raises(ValueError, match="unimodal, text, audio, early, late"):
         M.learning_rate("fused")
-    with pytest.raises(ValueError, match="'cold', 'pretrained', 'warm'"):
+    with pytest.raises(ValueError, match="cold, pretrained, warm"):
         M.learning_rate("late", "frozen")
     with pytest.raises(ValueError, match="only trained from scratch"):
         M.learning_rate("text", "warm")
@@ -455,7 +455,7 @@ def test_crossmodal_arguments_and_learning_rate(branches):
     text, audio = branches
     with pytest.raises(ValueError, match="not a text branch"):
         M.build_crossmodal_model(audio, text)
-    with pytest.raises(ValueError, match="'cold', 'pretrained', 'warm'"):
+    with pytest.raises(ValueError, match="cold, pretrained, warm"):
         M.build_crossmodal_model(text, audio, start="hot")
     with pytest.raises(ValueError, match="do not match one model size"):
         M.build_crossmodal_model(M.build_text_model(TEXT_DIM, size="small"),

@@ -34,7 +34,7 @@ from ser_utils import folds as F
 from ser_utils import training as T
 from ser_utils.features import acoustic as A
 from ser_utils.features import text as TX
-from ser_utils.features.cache import SequenceStore, save_npz, write_parquet
+from ser_utils.features.cache import SequenceStore, save_npz, save_sequences, write_parquet
 from ser_utils.metrics import CLASSES, PROBA_COLUMNS, score_predictions
 
 SR = 16_000
@@ -127,15 +127,14 @@ def audio_run(tmp_path_factory):
     handler = _Lines()
     logger = logging.getLogger(A.__name__)
     logger.addHandler(handler)
+    lld = A.LLDExtractor(cache_dir=d / "cache", n_workers=1, chunk_size=4)
     try:
-        feats = A.extract_acoustic(table, dataset="robust", cache_dir=d / "cache", n_workers=1,
-                                   chunk_size=4, progress=False)
+        feats = lld.extract(table, dataset="robust", progress=False)
     finally:
         logger.removeHandler(handler)
-    store = A.acoustic_store(table, dataset="robust", cache_dir=d / "cache")
-    return types.SimpleNamespace(paths=paths, table=table, feats=feats, store=store,
-                                 rejected=A.rejected_acoustic(table, dataset="robust",
-                                                              cache_dir=d / "cache"),
+    return types.SimpleNamespace(paths=paths, table=table, feats=feats,
+                                 store=lld.store(table, dataset="robust"),
+                                 rejected=lld.rejected(table, dataset="robust"),
                                  warnings=handler.lines, cache=d / "cache")
 
 
@@ -261,10 +260,10 @@ def text_run(tmp_path_factory):
                                                                 dtype=object)})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        bert = TX.extract_text(df, dataset="robust", encoder="bert", model="bundled",
-                               cache_dir=cache, progress=False)
-        glove = TX.extract_text(df, dataset="robust", encoder="glove", model="bundled",
-                                cache_dir=cache, progress=False)
+        bert = TX.BertEncoder("bundled", cache_dir=cache).extract(df, dataset="robust",
+                                                                  progress=False)
+        glove = TX.GloveEncoder("bundled", cache_dir=cache).extract(df, dataset="robust",
+                                                                    progress=False)
     return types.SimpleNamespace(bert=bert, glove=glove, cache=cache,
                                  warnings=[str(w.message) for w in caught])
 
@@ -604,8 +603,8 @@ EXTRACT_CHILD = """
         return real(chunk)
 
     A._extract_chunk = chunk_then_die
-    A.extract_acoustic(table, dataset="killed", cache_dir=cache, n_workers=1, chunk_size=2,
-                       progress=False)
+    A.LLDExtractor(cache_dir=cache, n_workers=1, chunk_size=2).extract(
+        table, dataset="killed", progress=False)
 """
 
 
@@ -623,7 +622,8 @@ def test_interruption_killed_feature_extraction_resumes_keeping_finished_items(
     _run_until_marker(EXTRACT_CHILD, [str(tmp_path / "table.parquet"), str(cache), str(marker)],
                       marker, tmp_path)
 
-    store = A.acoustic_store(table, dataset="killed", cache_dir=cache)
+    lld = A.LLDExtractor(cache_dir=cache, n_workers=1, chunk_size=2)
+    store = lld.store(table, dataset="killed")
     assert not store.exists()                        # no final cache from a killed run
     finished = sorted(store.done_keys())
     assert finished == ["u00", "u01", "u02", "u03"]  # the two finished shards survived
@@ -633,8 +633,7 @@ def test_interruption_killed_feature_extraction_resumes_keeping_finished_items(
     real = A._extract_chunk
     monkeypatch.setattr(A, "_extract_chunk",
                         lambda chunk: computed.extend(k for k, _ in chunk) or real(chunk))
-    out = A.extract_acoustic(table, dataset="killed", cache_dir=cache, n_workers=1,
-                             chunk_size=2, progress=False)
+    out = lld.extract(table, dataset="killed", progress=False)
     assert computed == [f"u{i:02d}" for i in range(4, 12)]  # only the unfinished ones, once
     assert list(out) == list(table.utt_id) and store.exists() and not store.parts_dir.exists()
     for u, p in zip(table.utt_id, table.path):      # complete and correct
@@ -668,14 +667,6 @@ def _synthetic(seed: int = 0):
     return meta, audio, glove
 
 
-def _save_sequences(path: Path, feats: dict) -> None:
-    keys = list(feats)
-    save_npz(path, keys=np.array(keys, dtype=str),
-             offsets=np.concatenate([[0], np.cumsum([len(feats[k]) for k in keys])]).astype(
-                 np.int64),
-             data=np.concatenate([feats[k] for k in keys]).astype(np.float32))
-
-
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
     """Data files and the speaker fold table of the synthetic dataset, as notebooks 00-02
@@ -685,8 +676,8 @@ def grid(tmp_path_factory):
     files = {"meta": root / "utterances.parquet", "audio": root / "audio.npz",
              "glove": root / "glove.npz"}
     write_parquet(files["meta"], meta)
-    _save_sequences(files["audio"], audio)
-    _save_sequences(files["glove"], glove)
+    save_sequences(files["audio"], audio)
+    save_sequences(files["glove"], glove)
     folds = F.make_folds(meta, "speaker")
     write_parquet(root / "folds" / "speaker.parquet", F.fold_table(meta, folds))
     return types.SimpleNamespace(root=root, files={k: str(v) for k, v in files.items()},
@@ -802,26 +793,27 @@ def test_interruption_cache_made_with_another_config_is_never_read(audio_run, tm
                                                                   monkeypatch):
     table = audio_run.table[audio_run.table.utt_id.isin(["reference", "short"])]
     cache = tmp_path / "cache"
-    A.extract_acoustic(table, dataset="cfg", cache_dir=cache, n_workers=1, progress=False)
+    lld = A.LLDExtractor(cache_dir=cache, n_workers=1)
+    lld.extract(table, dataset="cfg", progress=False)
     # poison the finished cache: if it were read under another configuration, we would see 7s
-    old = A.acoustic_store(table, dataset="cfg", cache_dir=cache)
+    old = lld.store(table, dataset="cfg")
     save_npz(old.path, keys=np.array(["reference", "short"]), offsets=np.array([0, 1, 2]),
              data=np.full((2, 18), 7.0, np.float32))
     monkeypatch.setattr(A, "EXTRACTOR_VERSION", A.EXTRACTOR_VERSION + 1)
-    new = A.extract_acoustic(table, dataset="cfg", cache_dir=cache, n_workers=1, progress=False)
+    new = lld.extract(table, dataset="cfg", progress=False)
     for u, p in zip(table.utt_id, table.path):
         np.testing.assert_array_equal(new[u], A.extract_lld(p).to_numpy())
-    assert A.acoustic_store(table, dataset="cfg", cache_dir=cache).path != old.path
+    assert lld.store(table, dataset="cfg").path != old.path
     monkeypatch.undo()  # the original configuration does read its own (poisoned) cache
-    assert (A.extract_acoustic(table, dataset="cfg", cache_dir=cache, progress=False)
+    assert (A.LLDExtractor(cache_dir=cache).extract(table, dataset="cfg", progress=False)
             ["reference"] == 7.0).all()
     # text caches: the model, layers and the transcripts themselves are part of the key
     df = pd.DataFrame({"utt_id": ["a"], "text": ["hello there"]})
-    base = TX.text_store(df, dataset="cfg", encoder="bert", model="bundled", cache_dir=cache)
-    assert TX.text_store(df, dataset="cfg", encoder="bert", model="bundled", layers=1,
-                         cache_dir=cache).path != base.path
-    assert TX.text_store(df.assign(text="hello here"), dataset="cfg", encoder="bert",
-                         model="bundled", cache_dir=cache).path != base.path
+    bert = TX.BertEncoder("bundled", cache_dir=cache)
+    base = bert.store(df, dataset="cfg")
+    assert TX.BertEncoder("bundled", layers=1, cache_dir=cache).store(
+        df, dataset="cfg").path != base.path
+    assert bert.store(df.assign(text="hello here"), dataset="cfg").path != base.path
 
 
 # =============================================================================================

@@ -1,4 +1,5 @@
 """Text-branch features (ser_utils.features.text, paper Sec. 2.1), on the bundled offline models."""
+import json
 import os
 import warnings
 
@@ -7,6 +8,7 @@ import pandas as pd
 import pytest
 
 from ser_utils.features import text as T
+from ser_utils.features.cache import config_hash, load_sequences
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -191,32 +193,65 @@ def _no_model(path):
     raise AssertionError("the model was loaded although the cache should have been used")
 
 
-def test_extract_text_cache(tmp_path, monkeypatch):
+def test_bert_encoder_cache(tmp_path, monkeypatch):
     df = _df(["Hello there.", "[LAUGHTER]", None, "I am so angry with you!", "Fine."])
-    kw = dict(dataset="toy", encoder="bert", model="bundled", cache_dir=tmp_path, progress=False)
-    first = T.extract_text(df, chunk_size=2, **kw)
+    bert = T.BertEncoder("bundled", cache_dir=tmp_path, chunk_size=2)
+    first = bert.extract(df, dataset="toy", progress=False)
     assert list(first) == list(df.utt_id)
     direct = T.embed_text(df.text, model="bundled")
     for k, d in zip(df.utt_id, direct):
         np.testing.assert_allclose(first[k], d, atol=1e-5)
 
     monkeypatch.setattr(T, "_load_bert", _no_model)
-    second = T.extract_text(df, **kw)  # hit: no model load
+    again = T.BertEncoder("bundled", cache_dir=tmp_path)
+    second = again.extract(df, dataset="toy", progress=False)  # hit: no model load
     for k in first:
         np.testing.assert_array_equal(first[k], second[k])
     with pytest.raises(AssertionError, match="model was loaded"):  # other layers: miss
-        T.extract_text(df, layers=2, **kw)
+        T.BertEncoder("bundled", layers=2, cache_dir=tmp_path).extract(df, dataset="toy",
+                                                                       progress=False)
     edited = df.assign(text=df.text.where(df.utt_id != "u3", "I am so happy with you!"))
     with pytest.raises(AssertionError, match="model was loaded"):  # edited transcript: miss
-        T.extract_text(edited, **kw)
+        again.extract(edited, dataset="toy", progress=False)
     # a change that cleaning removes does not change the features, so it still hits
     tagged = df.assign(text=df.text.where(df.utt_id != "u4", "Fine. [BREATHING]"))
-    T.extract_text(tagged, **kw)
+    again.extract(tagged, dataset="toy", progress=False)
+    assert again.rejected(df, dataset="toy").empty  # nothing is ever rejected
 
 
-def test_extract_text_resumes(tmp_path, monkeypatch):
+def test_text_encoder_config_names_the_cache(tmp_path):
+    df = _df(["Hello there.", "[LAUGHTER] Fine."])
+    bert = T.BertEncoder("bundled", cache_dir=tmp_path)
+    glove = T.GloveEncoder("bundled", cache_dir=tmp_path)
+    for enc, extra in ((bert, {"layers": T.BERT_LAYERS, "max_length": T.BERT_MAX_LENGTH}),
+                       (glove, {"tokeniser": T.GLOVE_TOKENISER_VERSION, "oov": "drop"})):
+        cfg, info = enc.config, enc.info()
+        assert json.loads(json.dumps(cfg)) == cfg  # plain JSON, round-trips
+        assert info == T.text_encoder_info(enc.encoder, "bundled")
+        assert cfg == {"encoder": enc.encoder, "name": info["name"], "path": info["path"],
+                       "fingerprint": info["fingerprint"], "dim": info["dim"],
+                       "cleaning": T.CLEANING_VERSION, **extra}
+        out = enc.extract(df, dataset="toy", progress=False)
+        store = enc.store(df, dataset="toy")
+        # the cache key: the config plus the cleaned transcripts paired with their ids
+        key = {**cfg, "texts": config_hash([["u0", "Hello there."], ["u1", "Fine."]])}
+        assert store.dir == tmp_path / f"text_{enc.encoder}" / config_hash(key)
+        assert store.exists() and list(out) == ["u0", "u1"]
+        saved = json.loads((store.dir / "config.json").read_text())
+        assert saved == {"extractor": f"text_{enc.encoder}", **key}
+        got = load_sequences(store.path)
+        for k in out:
+            np.testing.assert_array_equal(got[k], out[k])
+        assert enc.rejected(df, dataset="toy").empty
+    assert bert.config["dim"] == 384 and glove.config["dim"] == 50
+    # options that do not change the features (batching, shards) do not change the cache
+    assert (T.BertEncoder("bundled", batch_size=1, chunk_size=1, cache_dir=tmp_path)
+            .store(df, dataset="toy").path == bert.store(df, dataset="toy").path)
+
+
+def test_glove_encoder_resumes(tmp_path, monkeypatch):
     df = _df([f"utterance number {i}" for i in range(5)])
-    kw = dict(dataset="toy", encoder="glove", cache_dir=tmp_path, chunk_size=2, progress=False)
+    glove = T.GloveEncoder(cache_dir=tmp_path, chunk_size=2)
     calls = []
     real = T.embed_glove
 
@@ -228,8 +263,8 @@ def test_extract_text_resumes(tmp_path, monkeypatch):
 
     monkeypatch.setattr(T, "embed_glove", flaky)
     with pytest.raises(KeyboardInterrupt):
-        T.extract_text(df, **kw)
-    out = T.extract_text(df, **kw)  # resumes: the first shard is not recomputed
+        glove.extract(df, dataset="toy", progress=False)
+    out = glove.extract(df, dataset="toy", progress=False)  # resumes: shard 1 is not redone
     assert calls == [2, 2, 2, 1]
     assert list(out) == list(df.utt_id)
     want = real(df.text)
@@ -238,14 +273,15 @@ def test_extract_text_resumes(tmp_path, monkeypatch):
     assert out["u0"].shape == (3, 50)
 
 
-def test_extract_text_bad_input(tmp_path):
+def test_text_encoder_bad_input(tmp_path):
     df = _df(["hi"])
-    with pytest.raises(ValueError, match=r"unknown text encoder 'elmo'.*'bert', 'glove'"):
-        T.extract_text(df, dataset="toy", encoder="elmo", cache_dir=tmp_path)
-    with pytest.raises(ValueError, match="unknown text encoder"):
+    with pytest.raises(ValueError, match=r"unknown text encoder 'w2v'.*'bert', 'glove'"):
         T.text_encoder_info("w2v")
-    with pytest.raises(ValueError, match=r"lacks column.*'text'"):
-        T.extract_text(df[["utt_id"]], dataset="toy", cache_dir=tmp_path)
+    for enc in (T.BertEncoder("bundled", cache_dir=tmp_path), T.GloveEncoder(cache_dir=tmp_path)):
+        with pytest.raises(ValueError, match=r"lacks column.*'text'"):
+            enc.extract(df[["utt_id"]], dataset="toy")
+    with pytest.raises(ValueError, match="chunk_size"):
+        T.GloveEncoder(chunk_size=0)
 
 
 def test_text_encoder_info():

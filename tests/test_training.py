@@ -11,7 +11,11 @@ import pytest
 
 from ser_utils import folds as F
 from ser_utils import training as T
-from ser_utils.features.cache import save_npz, write_parquet
+from ser_utils.features.acoustic import AUDIO_DIM
+from ser_utils.training import fitting
+from ser_utils.training.batches import predict
+from ser_utils.training.data import inputs, labels
+from ser_utils.features.cache import save_sequences, write_parquet
 from ser_utils.metrics import CLASSES, PROBA_COLUMNS, score_predictions
 
 N, BERT_DIM, GLOVE_DIM = 60, 16, 8
@@ -48,14 +52,6 @@ def _synthetic(seed=0):
     return meta, audio, bert, glove
 
 
-def _save_sequences(path, feats):
-    keys = list(feats)
-    lengths = [len(feats[k]) for k in keys]
-    save_npz(path, keys=np.array(keys, dtype=str),
-             offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-             data=np.concatenate([feats[k] for k in keys]).astype(np.float32))
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """Data files, the speaker folds written as the fold table, and four finished jobs."""
@@ -65,7 +61,7 @@ def setup(tmp_path_factory):
              "bert": root / "bert.npz", "glove": root / "glove.npz"}
     write_parquet(files["meta"], meta)
     for name, feats in (("audio", audio), ("bert", bert), ("glove", glove)):
-        _save_sequences(files[name], feats)
+        save_sequences(files[name], feats)
     folds = F.make_folds(meta, "speaker")
     write_parquet(root / "folds" / "speaker.parquet", F.fold_table(meta, folds))
     data = T.ExperimentData.from_files(**files)
@@ -111,8 +107,8 @@ def test_same_seed_same_predictions_other_seed_differs(setup):
 def test_crossmodal_fusion_job(setup, tmp_path):
     # xf_cs (fusion before pooling) runs through the same protocol as ef_cs: cold start, same
     # folds and seed, lr 7e-4 with warm-up; reproducible like every other system.
-    assert T.FUSION_SYSTEMS["xf_cs"] == ("cross", "cold")
-    assert T.INPUTS["xf_cs"] == ("bert", "audio")
+    xf = T.SYSTEMS["xf_cs"]
+    assert (xf.kind, xf.start, xf.inputs) == ("cross", "cold", ("bert", "audio"))
     job = T.Job("xf_cs", "speaker", 0, 0, epochs=1, dataset="synthetic")
     preds = T.train_job(job, setup["data"], out_dir=tmp_path, folds=setup["folds"])
     test = setup["folds"][0][1]
@@ -136,11 +132,11 @@ def test_reused_model_trains_like_a_fresh_one(setup, system):
     head on precomputed branch outputs; 2 epochs so that Adam's state and the warm-up count."""
     kw = dict(out_dir=setup["out"], pretrained_dir=setup["out"], write=False)
     job = T.Job(system, "speaker", 0, 0, epochs=2)
-    T._COMPILED.clear()
+    fitting._COMPILED.clear()
     fresh = T.train_job(job, setup["data"], **kw)
     other_seed = 5 if system == "audio" else 0  # PT / WS: unimodal models exist for seed 0
     T.train_job(T.Job(system, "speaker", 0, other_seed, epochs=1), setup["data"], **kw)
-    assert any(key[0] == system for key in T._COMPILED)
+    assert any(key[0] == system for key in fitting._COMPILED)
     reused = T.train_job(job, setup["data"], **kw)
     pd.testing.assert_frame_equal(reused, fresh)
 
@@ -153,20 +149,19 @@ def test_pretrained_fusion_trains_only_the_head(setup):
 
     data, (train, test) = setup["data"], setup["folds"][0]
     job = T.Job("ef_pt", "speaker", 0, 0, epochs=2)
-    pretrained = T._pretrained_files(job, setup["out"])
-    train, test, norm = T._prepare_job(job, data, train, test, pretrained=pretrained)
-    model, history = T._fit_model(job, data, train, norm, pretrained=pretrained, epochs=2,
-                                  batch_size=8)
-    assert len(history.history["loss"]) == 2
-    audio = M.build_audio_model(36)
+    pretrained = T.pretrained_files(job, setup["out"])
+    trained = T.fit(job, data, train, test, pretrained=pretrained, batch_size=8)
+    model, norm, test = trained.model, trained.normaliser, trained.eval_idx
+    assert len(trained.history.history["loss"]) == 2
+    audio = M.build_audio_model(AUDIO_DIM)
     audio.load_weights(pretrained["audio"])
     for name in ("L_A1", "L_A1_bn", "L_A2", "L_A2_bn"):
         for a, b in zip(model.get_layer(name).get_weights(), audio.get_layer(name).get_weights()):
             np.testing.assert_array_equal(a, b)
-    streams = T._inputs("ef_pt", data, test, norm)
+    streams = inputs("ef_pt", data, test, norm)
     features, head = M.pretrained_parts(model)
-    np.testing.assert_allclose(T._predict(model, streams),
-                               head.predict(T._predict(features, streams), verbose=0),
+    np.testing.assert_allclose(predict(model, streams),
+                               head.predict(predict(features, streams), verbose=0),
                                atol=1e-5)
     assert keras.layers.Dropout in {type(layer) for layer in model.layers}
     assert all(layer.rate == 0 for layer in model.layers
@@ -338,8 +333,10 @@ def test_batchnorm_statistics_are_those_of_the_training_set(system):
     job = T.Job(system, "speaker", 0, 0, epochs=2)
     norm = T.fit_normaliser(data, train, test_idx=np.array([], np.int64)) if system != "bert" else None
     with P.using("float32"):
-        model, _ = T._fit_model(job, data, train, norm, pretrained=None, epochs=2, batch_size=32)
-        streams = T._inputs(system, data, train, norm)
+        # every utterance trains (no test part), so the private step after fit's checks
+        model, _ = fitting._fit_model(job, data, train, norm, pretrained=None, epochs=2,
+                                      batch_size=32)
+        streams = inputs(system, data, train, norm)
         bns = [layer.name for layer in model.layers if layer.name.endswith("_bn")]
         assert len(bns) == {"audio": 2, "bert": 3, "ef_cs": 5}[system]
         for name in bns:
@@ -348,8 +345,8 @@ def test_batchnorm_statistics_are_those_of_the_training_set(system):
             np.testing.assert_allclose(np.asarray(bn.moving_variance), var, rtol=1e-3)
             np.testing.assert_allclose(np.asarray(bn.moving_mean), mean, rtol=1e-3,
                                        atol=1e-3 * np.sqrt(var).max())
-        pred = T._predict(model, streams).argmax(1)
-    y = T._labels(data, train)
+        pred = predict(model, streams).argmax(1)
+    y = labels(data, train)
     assert len(set(pred)) == 4, np.bincount(pred, minlength=4)
     assert uar(np.asarray(CLASSES)[y], np.asarray(CLASSES)[pred]) > 0.5
 
@@ -361,15 +358,15 @@ def test_frozen_branches_keep_their_unimodal_statistics(setup):
 
     data, (train, test) = setup["data"], setup["folds"][0]
     job = T.Job("ef_ws", "speaker", 0, 0, epochs=1)
-    pretrained = T._pretrained_files(job, setup["out"])
-    train, test, norm = T._prepare_job(job, data, train, test, pretrained=pretrained)
-    model, _ = T._fit_model(job, data, train, norm, pretrained=pretrained, epochs=1, batch_size=8)
-    audio = M.build_audio_model(36)
+    pretrained = T.pretrained_files(job, setup["out"])
+    trained = T.fit(job, data, train, test, pretrained=pretrained, batch_size=8)
+    model, norm, train = trained.model, trained.normaliser, trained.train_idx
+    audio = M.build_audio_model(AUDIO_DIM)
     audio.load_weights(pretrained["audio"])
     np.testing.assert_array_equal(model.get_layer("L_A1_bn").moving_variance,
                                   audio.get_layer("L_A1_bn").moving_variance)
     assert not np.allclose(model.get_layer("L_A2_bn").moving_variance,
                            audio.get_layer("L_A2_bn").moving_variance)
-    streams = T._inputs("ef_ws", data, train, norm)
+    streams = inputs("ef_ws", data, train, norm)
     _, var = _masked_moments(model, streams, "L_A2_bn")
     np.testing.assert_allclose(model.get_layer("L_A2_bn").moving_variance, var, rtol=1e-3)

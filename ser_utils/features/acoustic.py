@@ -6,14 +6,16 @@ Pepino et al. (ICASSP 2020), Sec. 2.2, feed the acoustic branch with frame-level
 computed by openSMILE on 32 ms windows with a 10 ms hop: pitch, jitter, shimmer, logHNR,
 loudness and 13 MFCCs (18 values per frame, 100 frames per second). This module extracts them
 (cached), z-normalises them with the training fold's statistics (:class:`Normaliser`) and
-appends first-order deltas (:func:`add_deltas`, 36 values per frame).
+appends first-order deltas (:func:`add_deltas`, :data:`AUDIO_DIM` = 36 values per frame).
+:class:`LLDExtractor` applies :func:`extract_lld` to a data set table, cached and resumable.
 
 The openSMILE configuration is ``ser_utils/opensmile/ser_lld.conf`` (:data:`CONFIG_PATH`);
 every component choice (and the tuned voicing threshold) is documented in it.
 
 Columns: ``F0`` (Hz, 0 when unvoiced), ``jitter`` (local), ``shimmer`` (local, relative),
-``logHNR`` (natural log of the harmonic-to-noise energy ratio), ``loudness`` and ``mfcc0`` ... ``mfcc12`` = cepstral coefficients c0-c12
-(see :data:`LLD_COLUMNS` for why c0-c12 rather than c1-c13).
+``logHNR`` (natural log of the harmonic-to-noise energy ratio), ``loudness`` and ``mfcc0`` ...
+``mfcc12`` = cepstral coefficients c0-c12 (see :data:`LLD_COLUMNS` for why c0-c12 rather than
+c1-c13).
 
 Audio input. Files are read with soundfile, down-mixed (mean of all channels) and resampled to
 16 kHz with soxr here (:func:`read_audio`), not by ``opensmile.Smile(sampling_rate=16000,
@@ -23,7 +25,7 @@ wraps a sample of exactly 1.0 around to -1.0), and ``Smile``'s default of taking
 channel cannot slip in.
 
 Process model. openSMILE crashes in a process that imported TensorFlow first (both ship FFT
-symbols with the same names). :func:`extract_acoustic` therefore runs openSMILE either in the
+symbols with the same names). :meth:`LLDExtractor.extract` therefore runs openSMILE either in the
 calling process, when one worker was asked for and openSMILE is safe there
 (:func:`opensmile_safe_here`), or in fresh worker processes started by joblib's ``loky``
 backend (fork + exec: new interpreters that import only this module and its light
@@ -37,13 +39,13 @@ import importlib.metadata
 import logging
 import os
 import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .cache import SequenceStore
+from .base import FeatureExtractor
 
 __all__ = [
     "LLD_COLUMNS",
@@ -56,8 +58,8 @@ __all__ = [
     "read_audio",
     "extract_lld",
     "lld_config",
-    "extract_acoustic",
-    "rejected_acoustic",
+    "LLDExtractor",
+    "AUDIO_DIM",
     "Normaliser",
     "add_deltas",
 ]
@@ -73,6 +75,9 @@ LLD_COLUMNS: tuple[str, ...] = ("F0", "jitter", "shimmer", "logHNR", "loudness",
 #: Descriptors that only exist in voiced frames (openSMILE writes F0 = jitter = shimmer = 0 and
 #: logHNR = -100 where F0 = 0); :class:`Normaliser` fits them on voiced frames only.
 VOICED_COLUMNS: tuple[str, ...] = ("F0", "jitter", "shimmer", "logHNR")
+#: Values per frame the acoustic branch takes: the 18 descriptors and their first differences
+#: (:func:`add_deltas`), i.e. 36.
+AUDIO_DIM: int = 2 * len(LLD_COLUMNS)
 
 CONFIG_PATH: Path = Path(__file__).resolve().parent.parent / "opensmile" / "ser_lld.conf"
 #: Name of the data-memory level that ser_lld.conf exposes to opensmile-python's sink.
@@ -130,7 +135,8 @@ def smile():
     if not opensmile_safe_here():
         raise RuntimeError("openSMILE cannot run in this process: TensorFlow was imported "
                            "before opensmile (symbol clash, it would crash); use "
-                           "extract_acoustic(), which runs it in fresh worker processes")
+                           "LLDExtractor().extract(), which runs it in fresh worker "
+                           "processes")
     import opensmile  # imported here: worker processes pay for it only when they extract
 
     return opensmile.Smile(feature_set=str(CONFIG_PATH), feature_level=SINK_LEVEL)
@@ -265,15 +271,6 @@ def lld_config() -> dict:
     }
 
 
-def _store(df: pd.DataFrame, dataset: str, cache_dir) -> SequenceStore:
-    missing = {"utt_id", "path"} - set(df.columns)
-    if missing:
-        raise ValueError(f"the data set table needs columns 'utt_id' and 'path'; "
-                         f"missing: {sorted(missing)}")
-    return SequenceStore(EXTRACTOR_NAME, lld_config(), dataset, df["utt_id"].astype(str),
-                         cache_dir=cache_dir)
-
-
 def _extract_chunk(items: Sequence[tuple[str, str]]
                    ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Worker task: ``[(utt_id, path), ...]`` -> ``({utt_id: (n, 18) array}, {utt_id: reason})``."""
@@ -330,25 +327,18 @@ def _run(chunks: list, *, n_workers: int, backend) -> Iterator[tuple[dict, dict]
             joblib.delayed(_extract_chunk)(chunk) for chunk in chunks)
 
 
-def extract_acoustic(df: pd.DataFrame, *, dataset: str,
-                     cache_dir: str | os.PathLike = "cache/features",
-                     n_workers: int | None = None, backend: str | None = None,
-                     chunk_size: int = 32, progress: bool = True) -> dict[str, np.ndarray]:
-    """Frame-level descriptors for every utterance of a data set, cached and resumable.
+class LLDExtractor(FeatureExtractor):
+    """openSMILE frame-level descriptors of a data set (Sec. 2.2), cached and resumable.
 
-    The cache is ``<cache_dir>/opensmile_lld/<hash of lld_config()>/<dataset>-<ids hash>.npz``
-    (:class:`~ser_utils.features.cache.SequenceStore`). A finished cache is loaded without
-    starting any worker. Otherwise the pending utterances are extracted in chunks (at most
-    ``chunk_size`` each); every finished chunk is written as a shard at once, so a killed run
-    resumes where it stopped. Unreadable files (missing, empty, corrupt) are skipped with one
-    warning line each and listed in the rejected table (:func:`rejected_acoustic`).
+    The cache is ``<cache_dir>/opensmile_lld/<hash of config>/<dataset>-<ids hash>.npz``
+    (:class:`~ser_utils.features.cache.SequenceStore`); :attr:`config` is :func:`lld_config`.
+    A finished cache is loaded without starting any worker. Otherwise the pending utterances
+    are extracted in chunks (at most ``chunk_size`` each); every finished chunk is written as
+    a shard at once, so a killed run resumes where it stopped. Unreadable files (missing,
+    empty, corrupt) are skipped with one warning line each and listed by :meth:`rejected`.
 
     Parameters
     ----------
-    df : pandas.DataFrame
-        Loader table with columns ``utt_id`` (unique) and ``path``.
-    dataset : str
-        Data set name (part of the cache file name), e.g. ``"iemocap"``.
     cache_dir : str or os.PathLike
         Root of the feature caches.
     n_workers : int, optional
@@ -361,52 +351,49 @@ def extract_acoustic(df: pd.DataFrame, *, dataset: str,
     chunk_size : int
         Utterances per task and per cache shard (smaller for small data sets, to use every
         worker).
-    progress : bool
-        Show a tqdm progress bar over utterances.
 
-    Returns
-    -------
-    dict[str, np.ndarray]
-        ``{utt_id: array of shape (n_frames, 18), float32}`` in ``df`` order, columns
-        :data:`LLD_COLUMNS`; rejected utterances are absent.
+    Examples
+    --------
+    ::
 
-    Notebook: notebooks/01_features.ipynb
-    """
-    from tqdm.auto import tqdm
+        lld = LLDExtractor(n_workers=4)
+        feats = lld.extract(df, dataset="iemocap")  # {utt_id: (n_frames, 18) float32}
+        lld.rejected(df, dataset="iemocap")          # utt_id, reason
 
-    store = _store(df, dataset, cache_dir)
-    if store.exists():
-        return store.load()
-    n_workers = int(n_workers or os.cpu_count() or 1)
-    if n_workers < 1:
-        raise ValueError(f"n_workers must be >= 1, got {n_workers}")
-    paths = dict(zip(store.keys, df["path"].astype(str)))
-    pending = store.pending()
-    chunks = _chunks(pending, paths, n_workers=n_workers, chunk_size=chunk_size)
-    with tqdm(total=len(store.keys), initial=len(store.keys) - len(pending), unit="utt",
-              desc=f"openSMILE {dataset}", disable=not progress) as bar:
-        results = _run(chunks, n_workers=min(n_workers, len(chunks)),
-                       backend=backend) if chunks else ()
-        for items, rejected in results:
-            for utt_id, reason in rejected.items():
-                log.warning("skipping utterance %s: %s", utt_id, reason)
-            store.write_part(items, rejected=rejected)
-            bar.update(len(items) + len(rejected))
-    return store.finalize()
-
-
-def rejected_acoustic(df: pd.DataFrame, *, dataset: str,
-                      cache_dir: str | os.PathLike = "cache/features") -> pd.DataFrame:
-    """Utterances :func:`extract_acoustic` could not process, for the same arguments.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``utt_id, reason`` (empty if none, or if nothing was extracted yet).
+    :meth:`extract` returns ``{utt_id: np.ndarray, shape (n_frames, 18), float32}`` in table
+    order (columns :data:`LLD_COLUMNS`, rejected utterances absent); the table needs columns
+    ``utt_id`` (unique) and ``path``.
 
     Notebook: notebooks/01_features.ipynb
     """
-    return _store(df, dataset, cache_dir).rejected()
+
+    extractor = EXTRACTOR_NAME
+    columns = ("path",)
+    label = "openSMILE"
+
+    def __init__(self, *, cache_dir: str | os.PathLike = "cache/features",
+                 n_workers: int | None = None, backend: str | None = None,
+                 chunk_size: int = 32):
+        super().__init__(cache_dir=cache_dir, chunk_size=chunk_size)
+        if int(n_workers or os.cpu_count() or 1) < 1:
+            raise ValueError(f"n_workers must be >= 1, got {n_workers}")
+        self.n_workers = n_workers
+        self.backend = backend
+
+    def __repr__(self) -> str:
+        return (f"LLDExtractor(cache_dir={str(self.cache_dir)!r}, n_workers={self.n_workers!r}, "
+                f"backend={self.backend!r}, chunk_size={self.chunk_size})")
+
+    @property
+    def config(self) -> dict:
+        """:func:`lld_config`: what determines the descriptors (JSON-serialisable dict)."""
+        return lld_config()
+
+    def _compute(self, df, keys, *, config, dataset):
+        n_workers = int(self.n_workers or os.cpu_count() or 1)
+        paths = dict(zip(df["utt_id"].astype(str), df["path"].astype(str), strict=True))
+        chunks = _chunks(list(keys), paths, n_workers=n_workers, chunk_size=self.chunk_size)
+        return _run(chunks, n_workers=min(n_workers, len(chunks)), backend=self.backend)
 
 
 # -- normalisation and deltas ---------------------------------------------------------------
@@ -437,13 +424,13 @@ class Normaliser:
     _voiced_idx = np.array([LLD_COLUMNS.index(c) for c in VOICED_COLUMNS])
     _f0_idx = LLD_COLUMNS.index("F0")
 
-    def fit(self, arrays: Iterable[np.ndarray]) -> "Normaliser":
+    def fit(self, arrays: Iterable[np.ndarray]) -> Normaliser:
         """Compute the statistics.
 
         Parameters
         ----------
         arrays : iterable of np.ndarray, each of shape (n_frames_i, 18)
-            The training utterances' descriptors (as :func:`extract_acoustic` returns).
+            The training utterances' descriptors (as :meth:`LLDExtractor.extract` returns).
 
         Returns
         -------
@@ -491,7 +478,7 @@ class Normaliser:
                 "mean": self.mean_.tolist(), "std": self.std_.tolist()}
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "Normaliser":
+    def from_dict(cls, d: Mapping) -> Normaliser:
         """Rebuild a fitted Normaliser from :meth:`to_dict`'s output."""
         if list(d.get("columns", [])) != list(LLD_COLUMNS):
             raise ValueError(f"statistics are for columns {d.get('columns')}, expected "
@@ -532,9 +519,3 @@ def add_deltas(X: np.ndarray) -> np.ndarray:
     delta = np.diff(X, axis=0, prepend=X[:1]) if len(X) else X.copy()
     return np.concatenate([X, delta], axis=1)
 
-
-def acoustic_store(df: pd.DataFrame, *, dataset: str,
-                   cache_dir: str | os.PathLike = "cache/features") -> SequenceStore:
-    """The cache of :func:`extract_acoustic` for the same arguments (its ``.path`` is the file
-    the training stages read). Notebook: notebooks/01_features.ipynb"""
-    return _store(df, dataset, cache_dir)

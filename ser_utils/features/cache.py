@@ -3,10 +3,10 @@
 Layout (Notebook: notebooks/01_features.ipynb)::
 
     cache/features/<extractor>/<config-hash>/
-        config.json                          # the extractor configuration, hashed into the name
-        <dataset>-<utts-hash>.npz            # keys, offsets, data: one 2-D float32 array per utterance
-        <dataset>-<utts-hash>.rejected.parquet   # utterances that could not be processed, with reasons
-        <dataset>-<utts-hash>.parts/         # shards written while extracting (resume point)
+        config.json                     # the extractor configuration, hashed into the name
+        <dataset>-<utts-hash>.npz       # keys, offsets, data: one 2-D float32 array per utterance
+        <dataset>-<utts-hash>.rejected.parquet  # utterances that could not be processed, why
+        <dataset>-<utts-hash>.parts/    # shards written while extracting (resume point)
 
 Every file is written to a temporary name in the same folder and moved into place with
 ``os.replace``, so a killed process never leaves a half-written cache behind. Nothing is pickled:
@@ -20,8 +20,8 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,7 @@ __all__ = [
     "write_parquet",
     "SequenceStore",
     "load_sequences",
+    "save_sequences",
 ]
 
 
@@ -117,7 +118,8 @@ class SequenceStore:
         return self.path.exists()
 
     def load(self) -> dict[str, np.ndarray]:
-        """All cached sequences, ``{utt_id: array of shape (n_steps, dim)}`` (rejected ones absent)."""
+        """All cached sequences, ``{utt_id: array of shape (n_steps, dim)}`` (rejected ones
+        absent)."""
         return load_sequences(self.path)
 
     def rejected(self) -> pd.DataFrame:
@@ -166,7 +168,8 @@ class SequenceStore:
                 offs, data = z["offsets"], z["data"]
                 for i, k in enumerate(z["keys"]):
                     got[str(k)] = data[offs[i]:offs[i + 1]]
-                rejected.update(zip(map(str, z["rejected_keys"]), map(str, z["rejected_reasons"])))
+                rejected.update(zip(map(str, z["rejected_keys"]), map(str, z["rejected_reasons"]),
+                                    strict=True))
         missing = [k for k in self.keys if k not in got and k not in rejected]
         if missing:
             raise RuntimeError(f"{len(missing)} utterances still pending (e.g. {missing[:3]}); "
@@ -178,14 +181,44 @@ class SequenceStore:
             {"utt_id": list(rejected), "reason": list(rejected.values())}, dtype=str))
         save_npz(self.path, keys=np.array(keys, dtype=str), offsets=offsets, data=data)
         shutil.rmtree(self.parts_dir, ignore_errors=True)
-        return dict(zip(keys, (got[k] for k in keys)))
+        return {k: got[k] for k in keys}
 
 
 def load_sequences(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a finished cache file: ``{utt_id: np.ndarray, shape (n_steps, dim), float32}``."""
+    """Read a finished cache file: ``{utt_id: np.ndarray, shape (n_steps, dim), float32}``.
+
+    Notebook: notebooks/01_features.ipynb (the training notebooks 03-04 read these files)
+    """
     with np.load(path, allow_pickle=False) as z:
         keys, offsets, data = z["keys"], z["offsets"], z["data"]
     return {str(k): data[offsets[i]:offsets[i + 1]] for i, k in enumerate(keys)}
+
+
+def save_sequences(path: str | os.PathLike, sequences: Mapping[str, np.ndarray]) -> None:
+    """Write sequences as a cache file that :func:`load_sequences` reads, atomically.
+
+    The layout of a finished :class:`SequenceStore` file: ``keys`` (str, shape (n,)),
+    ``offsets`` (int64, shape (n + 1,)) and ``data`` (float32, shape (sum of n_steps, dim)),
+    in the mapping's order.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.npz`` file to write (its folder is created).
+    sequences : mapping of str to np.ndarray
+        ``{utt_id: array of shape (n_steps, dim)}``; every array must have the same ``dim``
+        (``n_steps`` may be 0). Stored as float32.
+
+    Raises
+    ------
+    ValueError
+        Arrays of different widths.
+
+    Notebook: notebooks/01_features.ipynb (tests and benchmarks write synthetic features)
+    """
+    keys = [str(k) for k in sequences]
+    data, offsets = _pack([np.asarray(a, dtype=np.float32) for a in sequences.values()])
+    save_npz(path, keys=np.array(keys, dtype=str), offsets=offsets, data=data)
 
 
 def _pack(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

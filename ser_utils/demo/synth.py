@@ -25,7 +25,7 @@ import hashlib
 import os
 import tempfile
 import threading
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +65,7 @@ _CALLBACK_TYPE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), 
 class _Engine:
     """The process's eSpeak NG instance (created on first use, one per process)."""
 
-    _instance: "_Engine | None" = None
+    _instance: _Engine | None = None
     _pid: int | None = None
     _lock = threading.Lock()
 
@@ -103,7 +103,7 @@ class _Engine:
         return 0  # 0 = continue
 
     @classmethod
-    def get(cls) -> "_Engine":
+    def get(cls) -> _Engine:
         # A forked child inherits the parent's object but not a usable library state.
         if cls._instance is None or cls._pid != os.getpid():
             cls._instance = cls()
@@ -134,12 +134,12 @@ def _voice_dir() -> Path:
                        f"(tempdir is '{tempfile.gettempdir()}'); set TMPDIR=/tmp")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _lang_files(data_path: str) -> dict[str, Path]:
     return {p.name.lower(): p for p in (Path(data_path) / "lang").rglob("*") if p.is_file()}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _voice_text(data_path: str, language: str, variant: str) -> str:
     """A voice file: the language's settings followed by the variant's (as 'lang+variant')."""
     langs = _lang_files(data_path)
