@@ -1,8 +1,10 @@
 # The README's two commands:
 #   make          set up (venv, pinned requirements, package) and run the main job:
 #                 demo corpora, every notebook through papermill, the Jupyter Book
-#   make test     set up, then run the tests (unit tests + smoke run of every notebook + book build)
-#   make test-fast  the tests not marked slow (no notebooks, book build or subprocesses): development
+#   make test     set up, then lint (ruff) and run the tests (unit tests + smoke run of every
+#                 notebook + book build)
+#   make test-fast  lint and the tests not marked slow (no notebooks, book build or subprocesses)
+#   make lint     ruff on the package, tests and benchmarks (configuration in pyproject.toml)
 #
 # Options: make PROFILE=paper | make ARGS="--iemocap-root /data/IEMOCAP_full_release"
 
@@ -13,7 +15,7 @@ ARGS   ?=
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: all book test test-fast bench kernel lab clean distclean
+.PHONY: all book lint test test-fast bench kernel lab clean distclean
 
 all: book
 
@@ -28,10 +30,13 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m ser_utils.pipeline --profile $(PROFILE) $(ARGS)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check ser_utils tests bench
+
+test: lint
 	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest -ra $(ARGS)
 
-test-fast: $(STAMP)
+test-fast: lint
 	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m pytest -ra -m "not slow" $(ARGS)
 
 bench: $(STAMP)

@@ -101,8 +101,8 @@ def main() -> None:
     looped = naive(texts, path, args.layers)
     t_naive = time.perf_counter() - t0
 
-    diff = max(float(np.abs(a - b).max()) for a, b in zip(batched, looped))
-    assert all(a.shape == b.shape for a, b in zip(batched, looped))
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(batched, looped, strict=False))
+    assert all(a.shape == b.shape for a, b in zip(batched, looped, strict=False))
     n_pieces = sum(len(a) for a in batched)
     table = pd.DataFrame({
         "method": ["naive loop (1 utt / forward)", f"embed_text (batch {args.batch_size})"],

@@ -18,8 +18,8 @@ and reports audio seconds per CPU second and per wall-clock second, as ratios to
 Files: the demo corpus at data/IEMOCAP_demo if it exists, else synthetic speech-like WAVs
 written to a temporary folder. The file list is repeated (under new utterance ids) or cut to
 about ``--audio`` seconds (default 1800: start-up costs then weigh about as little as on a
-real corpus, IEMOCAP being ~12 h, while a run stays a few minutes). Every run uses a fresh temporary cache, so extraction is measured,
-not cache hits.
+real corpus, IEMOCAP being ~12 h, while a run stays a few minutes). Every run uses a fresh
+temporary cache, so extraction is measured, not cache hits.
 
     python bench/extract_acoustic.py [--audio 1800] [--repeats 2] [--corpus DIR]
 """

@@ -78,7 +78,8 @@ def main(argv=None) -> int:
                                                criterion=criterion, epochs=epochs,
                                                pretrained_stage=pre)
                 preds = pd.concat([pd.read_parquet(f) for stage in ("unimodal", "fusion")
-                                   for f in (root / name / stage / "predictions").glob("*.parquet")])
+                                   for f in
+                                   (root / name / stage / "predictions").glob("*.parquet")])
                 s = metrics.score_predictions(preds)
                 s["cpu_s"] = sum(_cpu_seconds(root / name / st) for st in ("unimodal", "fusion"))
                 scores[precision] = s

@@ -42,12 +42,13 @@ sys.path.insert(0, str(ROOT))
 
 from ser_utils import folds as F  # noqa: E402  (ser_utils first: it loads openSMILE before TF)
 from ser_utils import training as T  # noqa: E402
-from ser_utils.training import fitting  # noqa: E402
-from ser_utils.config import PROFILES, TABLE1_SYSTEMS  # noqa: E402
+from ser_utils.config import PROFILES  # noqa: E402
 from ser_utils.features.cache import save_sequences, write_parquet  # noqa: E402
 from ser_utils.metrics import CLASSES  # noqa: E402
+from ser_utils.training import fitting  # noqa: E402
 
-import keras  # noqa: E402,I001
+# isort: split
+import keras  # noqa: E402
 
 #: MSP-PODCAST demo at scale 1 (ser_utils.demo.plan_msp_podcast): ~50 speakers x ~36 utterances,
 #: 76 % of them in Train + Development. Used when its features are not on disk.
@@ -62,9 +63,11 @@ def synthetic_files(folder: Path, *, n: int = 2000, seed: int = 0) -> dict:
     gender = rng.choice(["F", "M"], n)
     script = rng.choice(["", "script01", "script02", "script03"], n, p=[0.55, 0.15, 0.15, 0.15])
     meta = pd.DataFrame({
-        "utt_id": [f"Ses{s:02d}{g}_{i:05d}" for i, (s, g) in enumerate(zip(session, gender))],
+        "utt_id": [f"Ses{s:02d}{g}_{i:05d}"
+                   for i, (s, g) in enumerate(zip(session, gender, strict=True))],
         "path": "", "label": [CLASSES[k] for k in label],
-        "speaker": [f"Ses{s:02d}{g}" for s, g in zip(session, gender)], "gender": gender,
+        "speaker": [f"Ses{s:02d}{g}" for s, g in zip(session, gender, strict=True)],
+        "gender": gender,
         "session": session.astype(str), "script": script, "text": "", "split": ""})
     audio, bert, glove = {}, {}, {}
     for i, u in enumerate(meta.utt_id):

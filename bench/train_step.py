@@ -92,6 +92,8 @@ def _plain_audio_model():
 
 def worker_step(code: str, precision: str, steps: int) -> dict:
     import ser_utils  # noqa: F401  (openSMILE before TensorFlow)
+
+    # isort: split
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)

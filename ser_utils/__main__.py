@@ -49,13 +49,14 @@ def _table(df, columns) -> str:
     shown = shown[["wav", "model", *columns, "predicted"]]
     shown.columns = ["wav", "model", *(c.removeprefix("p_") for c in columns), "predicted"]
     lines = [shown.to_string(index=False, float_format=lambda v: f"{v:.3f}")]
-    lines += [f"note: {Path(w).name}: {n}" for w, n in zip(df["wav"], df["note"]) if n]
+    lines += [f"note: {Path(w).name}: {n}"
+              for w, n in zip(df["wav"], df["note"], strict=True) if n]
     return "\n".join(lines)
 
 
 def _records(df, classes, columns) -> list[dict]:
     return [{"wav": r["wav"], "text": r["text"], "model": r["model"],
-             "probabilities": {c: float(r[col]) for c, col in zip(classes, columns)},
+             "probabilities": {c: float(r[col]) for c, col in zip(classes, columns, strict=False)},
              "predicted": r["predicted"], "note": r["note"] or None}
             for _, r in df.iterrows()]
 
@@ -72,8 +73,8 @@ def predict(args: argparse.Namespace) -> int:
     missing = [w for w in args.wav if not Path(w).is_file()]
     if missing:
         return fail("audio file(s) not found: " + ", ".join(missing))
-    from .inference import SPEC_FILE, Predictor
     from .features.acoustic import AudioFileError
+    from .inference import SPEC_FILE, Predictor
 
     if not (Path(args.model) / SPEC_FILE).is_file():
         return fail(f"{args.model} is not an exported model folder (no {SPEC_FILE}); export one "

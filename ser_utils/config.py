@@ -17,8 +17,13 @@ from pathlib import Path
 
 from .features.cache import write_json
 from .precision import PRECISIONS  # auto = mixed bfloat16 where the CPU has it, else float32
-from .systems import (FUSION_SYSTEMS, PAPER_FUSION_SYSTEMS, TABLE1_SYSTEMS, UNIMODAL_SYSTEMS,
-                      check_choice)
+from .systems import (
+    FUSION_SYSTEMS,
+    PAPER_FUSION_SYSTEMS,
+    TABLE1_SYSTEMS,
+    UNIMODAL_SYSTEMS,
+    check_choice,
+)
 
 __all__ = ["PROFILES", "Profile", "Settings", "Dataset", "resolve", "PROJECT_ROOT",
            "UNIMODAL_SYSTEMS", "FUSION_SYSTEMS", "PAPER_FUSION_SYSTEMS", "TABLE1_SYSTEMS",
@@ -48,10 +53,10 @@ class Profile:
 
     name: str
     seeds: tuple[int, ...]           # Sec. 4.1: 10 seeds, median and IQR
-    demo_scale: float                # size of the generated demo corpora (1.0 = ~2,000 IEMOCAP utterances)
+    demo_scale: float                # demo corpora size (1.0 = ~2,000 IEMOCAP utterances)
     select_epochs: bool              # choose epochs by median validation AvAUC over seeds (Sec. 3)
     selection_seeds: tuple[int, ...]  # seeds used for epoch selection (paper: 5)
-    selection_folds: int             # how many outer folds' inner splits the selection uses (0: all)
+    selection_folds: int             # outer folds whose inner splits the selection uses (0: all)
     max_epochs: int                  # upper end of the epoch search
     epochs: int                      # fixed epochs when select_epochs is False
     fold_study_epochs: int           # epochs of the Fig. 2 models (notebook 02)
@@ -63,7 +68,8 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     # smoke: every notebook and code path once, as fast as possible (the tests)
-    "smoke": Profile("smoke", seeds=(0,), demo_scale=0.05, select_epochs=False, selection_seeds=(0,),
+    "smoke": Profile("smoke", seeds=(0,), demo_scale=0.05, select_epochs=False,
+                     selection_seeds=(0,),
                      selection_folds=1, max_epochs=1, epochs=1, fold_study_epochs=1,
                      fold_study_seeds=(0,), fold_study_sizes=("small",),
                      fusion_systems=("ef_cs", "ef_ws", "ef_pt", "lf_pt", "xf_cs")),
@@ -200,10 +206,12 @@ def resolve(*, profile: str = "quick", data_dir: str = "data", results_dir: str 
             raise ValueError(f"manifest CSV not found: {_abs(manifest)}")
         datasets.append(Dataset(manifest_name, "manifest", _abs(manifest), False, "auto"))
     if not datasets:
-        raise ValueError("no dataset to run: give iemocap_root, msp_root or manifest, or use_demo=True")
+        raise ValueError("no dataset to run: give iemocap_root, msp_root or manifest, "
+                         "or use_demo=True")
     # Results of different profiles never mix: epochs and seeds differ between them (nor do
     # those of the paper's epoch protocol: its epochs come from the test folds).
-    run_name = profile if prof.epoch_protocol == "inner" else f"{profile}-{prof.epoch_protocol}-epochs"
+    run_name = (profile if prof.epoch_protocol == "inner"
+                else f"{profile}-{prof.epoch_protocol}-epochs")
     return Settings(profile=prof, data_dir=demo_dir,
                     results_dir=_abs(results_dir) / run_name, cache_dir=_abs(cache_dir),
                     datasets=tuple(datasets), n_workers=n_workers or (os.cpu_count() or 1),

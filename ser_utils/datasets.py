@@ -34,8 +34,8 @@ import os
 import re
 import warnings
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -87,7 +87,7 @@ IEMOCAP_LAYOUT = """\
 <root>/                                   (IEMOCAP_full_release or the demo corpus)
     Session1/ .. Session5/
         dialog/EmoEvaluation/<dialog>.txt     e.g. Ses01F_impro01.txt: one block per turn,
-                                              '[6.2901 - 8.2357]<TAB>Ses01F_impro01_F000<TAB>neu<TAB>[2.5, 2.5, 2.5]'
+            '[6.2901 - 8.2357]<TAB>Ses01F_impro01_F000<TAB>neu<TAB>[2.5, 2.5, 2.5]'
         dialog/transcriptions/<dialog>.txt    'Ses01F_impro01_F000 [006.2901-008.2357]: Excuse me.'
         sentences/wav/<dialog>/<utt_id>.wav"""
 
@@ -396,15 +396,23 @@ def load_iemocap(root: str | os.PathLike, *, check_audio: bool = True) -> pd.Dat
 # MSP-Podcast
 # ----------------------------------------------------------------------------------------------
 
-def _read_csv(path: Path, *, layout: str) -> pd.DataFrame:
-    """A CSV as all-string columns ('' for empty cells); errors name the file."""
+def _read_csv(path: Path, *, layout: str, required: tuple[str, ...] = (), what: str = "",
+              expected: str = "") -> pd.DataFrame:
+    """A CSV as all-string columns ('' for empty cells), column names stripped; errors name
+    the file, and a missing ``required`` column raises "<what> '<path>' lacks ... <expected>"."""
     try:
         text = _read_text(path)
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
-                           skipinitialspace=True)
+        table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
+                            skipinitialspace=True)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise ValueError(f"could not read '{path}' as a CSV table ({err}). Expected:\n"
                          f"{layout}") from err
+    table.columns = [str(c).strip() for c in table.columns]
+    missing_cols = [c for c in required if c not in table.columns]
+    if missing_cols:
+        raise ValueError(f"{what} '{path}' lacks the column(s) {missing_cols}; it has "
+                         f"{list(table.columns)}. {expected}")
+    return table
 
 
 def _gender(values: pd.Series, where) -> list[str]:
@@ -475,12 +483,8 @@ def load_msp_podcast(root: str | os.PathLike, *, check_audio: bool = True) -> pd
         raise ValueError(f"'{root}' is not an MSP-Podcast release: neither "
                          f"{' nor '.join(repr(str(p)) for p in candidates)} exists. "
                          f"Expected layout:\n{MSP_PODCAST_LAYOUT}")
-    table = _read_csv(label_file, layout=MSP_PODCAST_LAYOUT)
-    table.columns = [str(c).strip() for c in table.columns]
-    missing_cols = [c for c in ("FileName", "EmoClass") if c not in table.columns]
-    if missing_cols:
-        raise ValueError(f"label file '{label_file}' lacks the column(s) {missing_cols}; it has "
-                         f"{list(table.columns)}. Expected layout:\n{MSP_PODCAST_LAYOUT}")
+    table = _read_csv(label_file, layout=MSP_PODCAST_LAYOUT, required=("FileName", "EmoClass"),
+                      what="label file", expected=f"Expected layout:\n{MSP_PODCAST_LAYOUT}")
     for col in ("SpkrID", "Gender", "Split_Set"):
         if col not in table.columns:
             table[col] = ""
@@ -504,7 +508,7 @@ def load_msp_podcast(root: str | os.PathLike, *, check_audio: bool = True) -> pd
     for name, utt_id, code, spk, gender, split in zip(
             names, utt_ids, table["EmoClass"].str.strip().tolist(),
             table["SpkrID"].str.strip().tolist(), genders,
-            table["Split_Set"].str.strip().tolist()):
+            table["Split_Set"].str.strip().tolist(), strict=False):
         label = MSP_PODCAST_LABELS.get(code.upper())
         if label is None:
             dropped[code] += 1
@@ -591,12 +595,8 @@ def load_manifest(csv_path: str | os.PathLike, *,
         raise ValueError(f"manifest '{csv_path}' is a folder, not a CSV file. "
                          f"Expected:\n{MANIFEST_LAYOUT}")
     csv_path = csv_path.resolve()
-    table = _read_csv(csv_path, layout=MANIFEST_LAYOUT)
-    table.columns = [str(c).strip() for c in table.columns]
-    missing_cols = [c for c in ("path", "label") if c not in table.columns]
-    if missing_cols:
-        raise ValueError(f"manifest '{csv_path}' lacks the column(s) {missing_cols}; it has "
-                         f"{list(table.columns)}. Expected:\n{MANIFEST_LAYOUT}")
+    table = _read_csv(csv_path, layout=MANIFEST_LAYOUT, required=("path", "label"),
+                      what="manifest", expected=f"Expected:\n{MANIFEST_LAYOUT}")
     if table.empty:
         raise ValueError(f"manifest '{csv_path}' has no rows. Expected:\n{MANIFEST_LAYOUT}")
     for col in table.columns:
@@ -630,7 +630,7 @@ def load_manifest(csv_path: str | os.PathLike, *,
     paths = [str(p if p.is_absolute() else (base / p).resolve())
              for p in (Path(x).expanduser() for x in table["path"])]
     given = list(table["utt_id"]) if "utt_id" in table.columns else [""] * len(table)
-    utt_ids = [u or Path(p).stem for u, p in zip(given, paths)]
+    utt_ids = [u or Path(p).stem for u, p in zip(given, paths, strict=False)]
     _check_unique(utt_ids, f"manifest '{csv_path}' (utt_id, or the file stem of path)")
 
     def column(name):
@@ -654,7 +654,7 @@ def load_manifest(csv_path: str | os.PathLike, *,
         for u, p, lab, spk, g, ses, scr, txt, spl, st, en in zip(
             utt_ids, paths, labels, column("speaker"), genders, column("session"),
             column("script"), column("text"), column("split"), seconds("start"),
-            seconds("end"))
+            seconds("end"), strict=False)
     ]
     n_missing_audio = 0
     if check_audio:

@@ -10,7 +10,7 @@ Notebook: notebooks/02_folds.ipynb, notebooks/03_unimodal.ipynb, notebooks/04_fu
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -77,7 +77,7 @@ def plot_fold_grid(df: pd.DataFrame, tables: Mapping[str, pd.DataFrame], *, fold
     names = names or {}
     fig, axes = plt.subplots(1, len(tables), figsize=(3.6 * len(tables), 3.3), squeeze=False,
                              sharey=True)
-    for ax, (criterion, table) in zip(axes[0], tables.items()):
+    for ax, (criterion, table) in zip(axes[0], tables.items(), strict=False):
         roles = fold_roles(df, table, fold=fold, rows=rows, columns=columns)
         grid = roles["role"].unstack(columns)
         grid = grid.reindex(columns=sorted(grid.columns, key=lambda c: (c != "improvised", c)))
@@ -202,7 +202,7 @@ def plot_model_blocks(models: Mapping[str, object], *, title: str = ""):
     n = max(len(b) for b in blocks.values())
     fig, axes = plt.subplots(1, len(models), figsize=(3.9 * len(models), 0.82 * n + 0.6),
                              squeeze=False)
-    for ax, (name, b) in zip(axes[0], blocks.items()):
+    for ax, (name, b) in zip(axes[0], blocks.items(), strict=False):
         ax.set(xlim=(0, 1), ylim=(n - 0.4, -0.7))
         ax.axis("off")
         ax.set_title(name, fontsize=10)

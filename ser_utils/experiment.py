@@ -41,7 +41,8 @@ def _progress() -> bool:
     return os.environ.get("TQDM_DISABLE", "") in ("", "0", "false", "False")
 
 __all__ = ["prepare_data", "load_utterances", "prepare_features", "feature_files",
-           "main_criterion", "prepare_folds", "fold_summary", "load_folds", "run_systems", "load_predictions",
+           "main_criterion", "prepare_folds", "fold_summary", "load_folds", "run_systems",
+           "load_predictions",
            "choose_epochs", "epochs_note"]
 
 

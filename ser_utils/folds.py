@@ -21,7 +21,7 @@ later stages (:func:`folds_from_table`).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -203,7 +203,7 @@ def check_folds(df: pd.DataFrame, folds: Sequence[Fold], criterion: str) -> None
             raise LeakageError(f"fold {k}: expected a (train_idx, test_idx) pair, got "
                                f"{len(fold)} items")
         parts = []
-        for role, idx in zip(("train", "test"), fold):
+        for role, idx in zip(("train", "test"), fold, strict=False):
             idx = np.asarray(idx)
             if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
                 raise LeakageError(f"fold {k} {role}: expected a 1-D integer index array, "

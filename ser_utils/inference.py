@@ -45,8 +45,8 @@ import platform
 import shutil
 import uuid
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -304,7 +304,7 @@ def export_model(model, directory: str | os.PathLike, *, normaliser, text_encode
         "acoustic": {"extractor": acoustic.EXTRACTOR_NAME, "config": lld_config,
                      "config_hash": config_hash(lld_config), "deltas": True, "dim": AUDIO_DIM},
         "provenance": dict(provenance or {}),
-        "created": {"utc": datetime.datetime.now(datetime.timezone.utc)
+        "created": {"utc": datetime.datetime.now(datetime.UTC)
                     .isoformat(timespec="seconds"), **_versions()},
     }
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -370,7 +370,7 @@ class Predictor:
             raise ValueError("a fusion model needs the text encoder description")
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, *, text_model: str | None = None) -> "Predictor":
+    def load(cls, directory: str | os.PathLike, *, text_model: str | None = None) -> Predictor:
         """Load a folder written by :func:`export_model`.
 
         Parameters
@@ -551,7 +551,8 @@ class Predictor:
         tokens: list = [None] * len(wavs)
         if self.fusion:
             have = [i for i, t in enumerate(cleaned) if t]
-            for i, emb in zip(have, self._embed([cleaned[i] for i in have]) if have else ()):
+            embedded = self._embed([cleaned[i] for i in have]) if have else ()
+            for i, emb in zip(have, embedded, strict=False):
                 tokens[i] = emb
         out = self.predict_features(llds, tokens)
         out.insert(0, "text", [t if isinstance(t, str) else "" for t in texts])

@@ -13,7 +13,7 @@ This module does not import TensorFlow, so the reporting notebook can use it on 
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -136,10 +136,11 @@ def score_predictions(preds: pd.DataFrame, *, per_fold: bool = False) -> pd.Data
         dup = part["utt_id"].duplicated()
         if dup.any():
             # An utterance scored twice would be counted twice in the merged scores.
-            raise ValueError(f"run {dict(zip(keys, key))}: utterances predicted more than once "
+            run = dict(zip(keys, key, strict=False))
+            raise ValueError(f"run {run}: utterances predicted more than once "
                              f"(e.g. {part.loc[dup, 'utt_id'].head(3).tolist()}); folds overlap?")
         y = part["label"].astype(str).to_numpy()
-        rows.append({**dict(zip(keys, key)),
+        rows.append({**dict(zip(keys, key, strict=False)),
                      "n_utterances": len(part),
                      "n_folds": part["fold"].nunique(),
                      "uar": uar(y, predicted_labels(part)),
@@ -315,7 +316,8 @@ def _bootstrap_runs(preds: pd.DataFrame, speakers, *, by: Sequence[str], metric:
     with threadpool_limits(1, user_api="blas"):
         for key, idx in groups.items():
             if preds["utt_id"].iloc[idx].duplicated().any():
-                raise ValueError(f"run {dict(zip(keys, key))}: utterances predicted more than "
+                run = dict(zip(keys, key, strict=False))
+                raise ValueError(f"run {run}: utterances predicted more than "
                                  "once; pass one system (size, criterion) per group")
             scores = _speaker_scores(weights, codes[idx], y_all[idx], proba_all[idx], metric)
             runs.setdefault(key[:-1], []).append((key[-1], scores[0], scores[1:]))
@@ -380,7 +382,8 @@ def bootstrap_ci(preds: pd.DataFrame, speakers, *, metric: str = "uar", n_boot: 
     by = [k for k in _run_keys(preds) if k != "seed"]
     runs, n_spk = _bootstrap_runs(preds, speakers, by=by, metric=metric, n_boot=n_boot,
                                   seed=seed, min_speakers=min_speakers)
-    rows = [{**dict(zip(by, key)), "metric": metric, "estimate": float(np.median(full)),
+    rows = [{**dict(zip(by, key, strict=False)),
+             "metric": metric, "estimate": float(np.median(full)),
              "n_seeds": len(seeds),
              **_interval(boot, alpha=alpha, n_speakers=n_spk, min_speakers=min_speakers)}
             for key, (seeds, full, boot) in runs.items()]

@@ -37,12 +37,28 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import Mapping
+from collections.abc import Mapping
 
 from ._tf import quiet_tensorflow
-from .systems import (AUDIO_LAYERS, CLASSES, CROSS_KIND, EMBEDDING_LAYER, FUSION_KINDS,
-                      LOGITS_LAYER, MASK_LAYER, N_CLASSES, SEQUENCE_LAYER, SIZE_FACTORS, SIZES,
-                      STARTS, TEXT_LAYERS, TRAINABLE_BY_START, WARMUP_STEPS, learning_rate)
+from .features.acoustic import AUDIO_DIM
+from .systems import (
+    AUDIO_LAYERS,
+    CLASSES,
+    CROSS_KIND,
+    EMBEDDING_LAYER,
+    FUSION_KINDS,
+    LOGITS_LAYER,
+    MASK_LAYER,
+    N_CLASSES,
+    SEQUENCE_LAYER,
+    SIZE_FACTORS,
+    SIZES,
+    STARTS,
+    TEXT_LAYERS,
+    TRAINABLE_BY_START,
+    WARMUP_STEPS,
+    learning_rate,
+)
 from .systems import check_choice as _check_choice
 
 quiet_tensorflow()  # before Keras loads it: no start-up lines in notebooks
@@ -118,7 +134,7 @@ class Architecture:
         """Size of the early-fusion input: pooled text (L_T4) + pooled audio (L_A3)."""
         return self.text_filters + self.audio_filters
 
-    def scaled(self, factor: float) -> "Architecture":
+    def scaled(self, factor: float) -> Architecture:
         """The same architecture with every unit / filter count multiplied by ``factor``."""
         return dataclasses.replace(
             self,
@@ -302,6 +318,15 @@ def _check_dim(input_dim, what):
             f"{what} must be a positive int (features per time step), got {input_dim!r}")
 
 
+def _sequence_input(input_dim, name: str, prefix: str):
+    """A branch's zero-padded input ``<name>_input``, at least one step long (``<prefix>_pad``),
+    and its mask of valid steps (``<prefix>_mask``)."""
+    _check_dim(input_dim, "input_dim")
+    inputs = keras.Input(shape=(None, int(input_dim)), dtype="float32", name=f"{name}_input")
+    x = AtLeastOneStep(name=f"{prefix}_pad", dtype="float32")(inputs)
+    return inputs, x, SequenceMask(name=f"{prefix}_mask", dtype="float32")(x)
+
+
 def build_text_model(input_dim: int, *, size: str = "base", name: str = "text") -> keras.Model:
     """The text branch (Fig. 1, left) as a unimodal classifier.
 
@@ -325,10 +350,7 @@ def build_text_model(input_dim: int, *, size: str = "base", name: str = "text") 
     Notebook: notebooks/03_unimodal.ipynb
     """
     arch = architecture(size)
-    _check_dim(input_dim, "input_dim")
-    inputs = keras.Input(shape=(None, int(input_dim)), dtype="float32", name=f"{name}_input")
-    x = AtLeastOneStep(name="T_pad", dtype="float32")(inputs)
-    mask = SequenceMask(name="T_mask", dtype="float32")(x)
+    inputs, x, mask = _sequence_input(input_dim, name, "T")
     h = keras.layers.Dense(arch.text_units, kernel_initializer=KERNEL_INIT, name="L_T1")(x)
     h = _bn_relu_zero(h, mask, "L_T1")
     for layer_name in ("L_T2", "L_T3"):
@@ -343,18 +365,17 @@ def build_text_model(input_dim: int, *, size: str = "base", name: str = "text") 
     return keras.Model(inputs, probs, name=name)
 
 
-def build_audio_model(input_dim: int = 36, *, size: str = "base",
+def build_audio_model(input_dim: int = AUDIO_DIM, *, size: str = "base",
                       name: str = "audio") -> keras.Model:
     """The audio branch (Fig. 1, right) as a unimodal classifier.
 
     Parameters
     ----------
     input_dim : int
-        Acoustic features per frame (36 low-level descriptors by default).
-    size : {"small", "base", "large"}, keyword-only
-        Model size, see ``ARCHITECTURES``.
-    name : str, keyword-only
-        Model name; the input layer is called ``f"{name}_input"``.
+        Acoustic features per frame (default :data:`~ser_utils.features.acoustic.AUDIO_DIM`:
+        the 18 descriptors and their first differences).
+    size, name : keyword-only
+        As in :func:`build_text_model`.
 
     Returns
     -------
@@ -368,10 +389,7 @@ def build_audio_model(input_dim: int = 36, *, size: str = "base",
     Notebook: notebooks/03_unimodal.ipynb
     """
     arch = architecture(size)
-    _check_dim(input_dim, "input_dim")
-    inputs = keras.Input(shape=(None, int(input_dim)), dtype="float32", name=f"{name}_input")
-    x = AtLeastOneStep(name="A_pad", dtype="float32")(inputs)
-    mask = SequenceMask(name="A_mask", dtype="float32")(x)
+    inputs, x, mask = _sequence_input(input_dim, name, "A")
     h = keras.layers.Conv1D(
         arch.audio_filters, arch.audio_kernel, padding="same",
         kernel_initializer=KERNEL_INIT, name="L_A1",
@@ -405,6 +423,12 @@ def _layer_output(model, branch, layer_names):
     return model.get_layer(layer_names[branch]).output
 
 
+def _branch_part(model, layer_names: Mapping[str, str], suffix: str):
+    """The unimodal ``model`` up to its layer ``layer_names[branch]``, sharing its layers."""
+    output = _layer_output(model, _branch(model), layer_names)
+    return keras.Model(model.input, output, name=f"{model.name}_{suffix}")
+
+
 def embedding_model(model: keras.Model) -> keras.Model:
     """The pooled embedding of a unimodal model (``L_T4`` or ``L_A3``), sharing its layers.
 
@@ -420,29 +444,16 @@ def embedding_model(model: keras.Model) -> keras.Model:
 
     Notebook: notebooks/04_fusion.ipynb
     """
-    branch = _branch(model)
-    return keras.Model(model.input, _layer_output(model, branch, EMBEDDING_LAYER),
-                       name=f"{model.name}_embedding")
+    return _branch_part(model, EMBEDDING_LAYER, "embedding")
 
 
 def logits_model(model: keras.Model) -> keras.Model:
-    """The pre-softmax logits of a unimodal model (``L_T5`` or ``L_A4``), sharing its layers.
-
-    Parameters
-    ----------
-    model : keras.Model
-        Built by ``build_text_model`` or ``build_audio_model``.
-
-    Returns
-    -------
-    keras.Model
-        Same input; output ``(batch, 4)`` logits over ``CLASSES``.
+    """The pre-softmax logits of a unimodal model (``L_T5`` or ``L_A4``), sharing its layers:
+    as :func:`embedding_model`, with output ``(batch, 4)``, logits over ``CLASSES``.
 
     Notebook: notebooks/04_fusion.ipynb
     """
-    branch = _branch(model)
-    return keras.Model(model.input, _layer_output(model, branch, LOGITS_LAYER),
-                       name=f"{model.name}_logits")
+    return _branch_part(model, LOGITS_LAYER, "logits")
 
 
 def _branch_architecture(text_model, audio_model) -> Architecture:

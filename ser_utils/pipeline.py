@@ -7,8 +7,9 @@ Usage (the README's main command calls this through ``make``)::
         --msp-root /data/MSP-PODCAST --no-demo
 
 Executed notebooks go to ``<build>/book_src/notebooks/`` next to a copy of the book's pages and
-``_config.yml`` / ``_toc.yml``; ``jupyter-book build`` renders that folder with execution off, so the
-HTML shows exactly the outputs papermill produced. The book lands in ``<build>/book/_build/html``.
+``_config.yml`` / ``_toc.yml``; ``jupyter-book build`` renders that folder with execution off, so
+the HTML shows exactly the outputs papermill produced. The book lands in
+``<build>/book/_build/html``.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import PROJECT_ROOT, PROFILES, resolve
+from .config import PROFILES, PROJECT_ROOT, resolve
 
 __all__ = ["NOTEBOOKS", "execute_notebooks", "hide_plumbing", "write_provenance", "build_book",
            "book_problems", "run", "main"]
@@ -248,11 +249,14 @@ def main(argv=None) -> int:
     p.add_argument("--manifest-name", default="custom")
     p.add_argument("--no-demo", dest="use_demo", action="store_false",
                    help="do not add the demo corpora for the corpora not given")
-    p.add_argument("--n-workers", type=int, default=0, help="feature extraction processes (0: all cores)")
-    p.add_argument("--text-model", default="auto", help="BERT model: auto, a local path or a cached hub name")
-    p.add_argument("--glove-vectors", default="auto", help="GloVe text file, or auto (bundled 6B-50d)")
+    p.add_argument("--n-workers", type=int, default=0,
+                   help="feature extraction processes (0: all cores)")
+    p.add_argument("--text-model", default="auto",
+                   help="BERT model: auto, a local path or a cached hub name")
+    p.add_argument("--glove-vectors", default="auto",
+                   help="GloVe text file, or auto (bundled 6B-50d)")
     p.add_argument("--scheduler", default="",
-                   help="Dask scheduler address (tcp://host:8786): train and extract on that cluster")
+                   help="Dask scheduler address (tcp://host:8786): train and extract there")
     p.add_argument("--precision", default=os.environ.get("SER_PRECISION", "auto"),
                    choices=["auto", "float32", "bfloat16"],
                    help="training arithmetic: auto (mixed bfloat16 where the CPU has AMX or "

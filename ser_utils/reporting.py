@@ -19,7 +19,8 @@ CRITERION_NAMES = {"random": "RAND", "speaker": "SP", "speaker_script": "SP&SC",
 __all__ = ["save_figure", "plot_durations", "plot_contours", "utterance_stats",
            "plot_class_distributions", "pooled", "plot_text_projection", "plot_fold_study",
            "median_iqr_table", "plot_auc_boxes", "relative_gain", "plot_confusion",
-           "corpus_table", "data_findings", "plot_f0_tracks", "plot_voiced_normalisation", "features_findings",
+           "corpus_table", "data_findings", "plot_f0_tracks", "plot_voiced_normalisation",
+           "features_findings",
            "paper_gains", "gains_table", "results_findings", "plot_confusion_grid",
            "plot_fusion_gain", "GAIN_COLUMNS", "plot_class_probabilities",
            "paper_table1", "beside_paper", "PAPER_CORPORA", "plot_epoch_curves", "ci_table",
@@ -46,7 +47,7 @@ def save_figure(fig, path_stem: str | Path) -> None:
 def plot_durations(corpora: dict[str, pd.DataFrame], *, bins: int = 40):
     """Histogram of utterance durations per corpus and class. Notebook: 00_data."""
     fig, axes = plt.subplots(1, len(corpora), figsize=(5.5 * len(corpora), 3.5), squeeze=False)
-    for ax, (name, df) in zip(axes[0], corpora.items()):
+    for ax, (name, df) in zip(axes[0], corpora.items(), strict=False):
         hi = np.nanpercentile(df["duration"], 99) if df["duration"].notna().any() else 1.0
         edges = np.linspace(0, hi, bins + 1)
         for label in CLASSES:
@@ -145,10 +146,11 @@ def utterance_stats(df: pd.DataFrame, audio: dict) -> pd.DataFrame:
 def plot_class_distributions(stats: pd.DataFrame, *, title: str = ""):
     """Box plots of voiced F0 and loudness per class. Notebook: 01_features."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.3))
-    for ax, col, unit in zip(axes, ("F0_voiced_mean", "loudness_mean"), ("Hz", "sone")):
+    for ax, col, unit in zip(axes, ("F0_voiced_mean", "loudness_mean"), ("Hz", "sone"),
+                             strict=False):
         data = [stats.loc[stats["label"] == c, col].dropna() for c in CLASSES]
         bp = ax.boxplot(data, tick_labels=CLASSES, patch_artist=True, showfliers=False)
-        for patch, c in zip(bp["boxes"], CLASSES):
+        for patch, c in zip(bp["boxes"], CLASSES, strict=False):
             patch.set_facecolor(COLORS[c])
             patch.set_alpha(0.5)
         ax.set(ylabel=f"{col} ({unit})", title=title)
@@ -158,7 +160,8 @@ def plot_class_distributions(stats: pd.DataFrame, *, title: str = ""):
 
 def pooled(df: pd.DataFrame, seqs: dict) -> tuple[np.ndarray, np.ndarray]:
     """Mean over tokens of each utterance's sequence: ``(X (n, dim), labels (n,))``."""
-    keep = [(u, lab) for u, lab in zip(df["utt_id"], df["label"]) if u in seqs and len(seqs[u])]
+    keep = [(u, lab) for u, lab in zip(df["utt_id"], df["label"], strict=True)
+            if u in seqs and len(seqs[u])]
     X = np.stack([seqs[u].mean(axis=0) for u, _ in keep])
     return X, np.array([lab for _, lab in keep])
 
@@ -169,7 +172,7 @@ def plot_text_projection(df: pd.DataFrame, encoders: dict[str, dict], *, title: 
     from sklearn.decomposition import PCA
 
     fig, axes = plt.subplots(1, len(encoders), figsize=(5.5 * len(encoders), 4.2), squeeze=False)
-    for ax, (name, seqs) in zip(axes[0], encoders.items()):
+    for ax, (name, seqs) in zip(axes[0], encoders.items(), strict=False):
         X, y = pooled(df, seqs)
         Z = PCA(n_components=2, random_state=0).fit_transform(X)
         for c in CLASSES:
@@ -195,7 +198,7 @@ def plot_f0_tracks(tracks: dict[str, pd.DataFrame]):
              "project": dict(color="C0", lw=1.5, marker=".", ms=3),
              "egemaps": dict(color="C1", lw=1.5, ls="--")}
     fig, axes = plt.subplots(len(tracks), 1, figsize=(11, 2.6 * len(tracks)), squeeze=False)
-    for ax, (title, t) in zip(axes[:, 0], tracks.items()):
+    for ax, (title, t) in zip(axes[:, 0], tracks.items(), strict=False):
         for key in ("praat", "project", "egemaps"):
             ax.plot(t["time"], t[key].where(t[key] > 0), label=TRACKERS[key], **style[key])
         ax.set(title=title, ylabel="F0 (Hz)")
@@ -309,7 +312,7 @@ def median_iqr_table(scores: pd.DataFrame, *, index="system", columns=("uar", "a
     for c in columns:
         scale, name, fmt = (100, "AvRec (%)", ".1f") if c == "uar" else (1, "AvAUC", ".3f")
         out[name] = [f"{scale * m:{fmt}} ± {scale * q:{fmt}}"
-                     for m, q in zip(summ[f"{c}_median"], summ[f"{c}_iqr"])]
+                     for m, q in zip(summ[f"{c}_median"], summ[f"{c}_iqr"], strict=False)]
     out["seeds"] = summ["n_seeds"]
     out = out.unstack(list(by)) if by else out
     if systems is not None:
@@ -342,7 +345,8 @@ def ci_table(ci: pd.DataFrame, *, systems=None, by=("dataset",)) -> pd.DataFrame
     cells = ci.assign(
         name=[_METRIC_FORMATS[m][0] for m in ci["metric"]],
         cell=[_with_interval(e, lo, hi, m)
-              for e, lo, hi, m in zip(ci["estimate"], ci["low"], ci["high"], ci["metric"])])
+              for e, lo, hi, m in zip(ci["estimate"], ci["low"], ci["high"], ci["metric"],
+                                      strict=True)])
     out = cells.pivot_table(index="system", columns=["name"] + by, values="cell",
                             aggfunc="first")
     out = out.reindex(columns=[c for c in ("AvRec (%)", "AvAUC") if c in out.columns.levels[0]],
@@ -365,7 +369,7 @@ def ci_notes(ci: pd.DataFrame) -> str:
     for (name, note), sub in ci[ci["note"] != ""].groupby(["dataset", "note"], sort=False):
         who = ("every system" if len(sub) == (ci["dataset"] == name).sum() else ", ".join(
             f"{SYSTEM_NAMES.get(s, s)} {_METRIC_FORMATS[m][0].replace(' (%)', '')}"
-            for s, m in zip(sub["system"], sub["metric"])))
+            for s, m in zip(sub["system"], sub["metric"], strict=False)))
         lines.append(f"* **{name}**: {note} ({who}).")
     return "\n".join(lines) or "Every corpus has enough speakers; every resample has every emotion."
 
@@ -385,7 +389,8 @@ def significance_table(pairs: pd.DataFrame) -> pd.DataFrame:
         metric_name=[_METRIC_FORMATS[m][0].replace(" (%)", " (pp)") for m in pairs["metric"]],
         vs=[SYSTEM_NAMES.get(r, r) for r in pairs["reference"]],
         difference=[_with_interval(e, lo, hi, m, sign="+") for e, lo, hi, m in
-                    zip(pairs["estimate"], pairs["low"], pairs["high"], pairs["metric"])],
+                    zip(pairs["estimate"], pairs["low"], pairs["high"], pairs["metric"],
+                        strict=True)],
         real=np.where(pairs["low"].isna(), "n/a", np.where(pairs["significant"], "yes", "no")),
         system=[SYSTEM_NAMES.get(s, s) for s in pairs["system"]])
     out = rows.pivot_table(index=by + ["system"], columns="metric_name",
@@ -554,7 +559,7 @@ def plot_confusion_grid(preds: pd.DataFrame, *, systems, title: str = "", ncols:
     fig, axes = plt.subplots(nrows, ncols, figsize=(2.3 * ncols, 2.3 * nrows), squeeze=False)
     for ax in axes.flat[len(present):]:
         ax.set_axis_off()
-    for k, (ax, system) in enumerate(zip(axes.flat, present)):
+    for k, (ax, system) in enumerate(zip(axes.flat, present, strict=False)):
         cm = confusion(preds[preds["system"] == system])
         ax.imshow(cm.to_numpy(), vmin=0, vmax=1, cmap="Blues")
         for i in range(cm.shape[0]):
@@ -587,7 +592,7 @@ def plot_fusion_gain(pairs: pd.DataFrame):
     fig, axes = plt.subplots(1, len(metrics_), figsize=(5.5 * len(metrics_),
                                                         0.9 + 0.45 * len(systems) * len(names)),
                              squeeze=False)
-    for ax, metric in zip(axes[0], metrics_):
+    for ax, metric in zip(axes[0], metrics_, strict=False):
         label, scale, _ = _METRIC_FORMATS[metric]
         for k, name in enumerate(names):
             sub = pairs[(pairs["metric"] == metric) & (pairs["dataset"] == name)]
@@ -617,7 +622,7 @@ def plot_auc_boxes(scores: pd.DataFrame, *, systems, metric: str = "auc"):
     per corpus. Notebook: notebooks/05_results.ipynb"""
     names = list(dict.fromkeys(scores["dataset"]))
     fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 3.6), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes[0], names, strict=False):
         sub = scores[scores["dataset"] == name]
         present = [s for s in systems if s in set(sub["system"])]
         data = [sub.loc[sub["system"] == s, metric].to_numpy() for s in present]
@@ -760,9 +765,9 @@ def plot_class_probabilities(proba: pd.DataFrame, *, title: str = ""):
         name = c.removeprefix("p_")
         values = proba[c].to_numpy(float)
         ax.barh(y, values, left=left, color=COLORS[name], label=name, height=0.6)
-        for yi, (l, v) in enumerate(zip(left, values)):
+        for yi, (lo, v) in enumerate(zip(left, values, strict=False)):
             if v >= 0.08:
-                ax.text(l + v / 2, yi, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                ax.text(lo + v / 2, yi, f"{v:.2f}", ha="center", va="center", fontsize=7,
                         color="white")
         left += values
     ax.set_yticks(y, [str(i) for i in proba.index], fontsize=8)

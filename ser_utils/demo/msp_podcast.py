@@ -96,11 +96,8 @@ def plan_msp_podcast(seed: int = 0, *, scale: float = 1.0) -> list[dict]:
 
     Notebook: notebooks/00_data.ipynb
 
-    Parameters
-    ----------
-    seed : int
-    scale : float, keyword-only
-        Multiplies the number of utterances (and, below 1, of speakers; at least 12).
+    ``seed`` fixes every draw; ``scale`` (keyword-only) multiplies the number of utterances
+    (and, below 1, of speakers; at least 12).
 
     Returns
     -------

@@ -370,6 +370,7 @@ class LLDExtractor(FeatureExtractor):
     extractor = EXTRACTOR_NAME
     columns = ("path",)
     label = "openSMILE"
+    repr_options = ("cache_dir", "n_workers", "backend", "chunk_size")
 
     def __init__(self, *, cache_dir: str | os.PathLike = "cache/features",
                  n_workers: int | None = None, backend: str | None = None,
@@ -379,10 +380,6 @@ class LLDExtractor(FeatureExtractor):
             raise ValueError(f"n_workers must be >= 1, got {n_workers}")
         self.n_workers = n_workers
         self.backend = backend
-
-    def __repr__(self) -> str:
-        return (f"LLDExtractor(cache_dir={str(self.cache_dir)!r}, n_workers={self.n_workers!r}, "
-                f"backend={self.backend!r}, chunk_size={self.chunk_size})")
 
     @property
     def config(self) -> dict:

@@ -68,8 +68,13 @@ class FeatureExtractor(abc.ABC):
         self.cache_dir = cache_dir
         self.chunk_size = int(chunk_size)
 
+    #: Constructor options that ``repr`` shows, in order.
+    repr_options: tuple[str, ...] = ("cache_dir",)
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(cache_dir={str(self.cache_dir)!r})"
+        shown = (f"{name}={(str(self.cache_dir) if name == 'cache_dir' else getattr(self, name))!r}"
+                 for name in self.repr_options)
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     # -- what a subclass provides ------------------------------------------------------------
     @property
@@ -150,10 +155,8 @@ class FeatureExtractor(abc.ABC):
 
         Parameters
         ----------
-        df : pandas.DataFrame
-            Loader table with ``utt_id`` (unique) and the extractor's columns.
-        dataset : str
-            Data set name (the cache file stem), e.g. ``"iemocap"``.
+        df, dataset
+            As in :meth:`store`.
         progress : bool
             Show a tqdm progress bar over utterances.
 

@@ -782,6 +782,7 @@ class BertEncoder(_TextEncoder):
     encoder = "bert"
     extractor = "text_bert"
     label = "text_bert"
+    repr_options = ("model", "layers", "max_length", "cache_dir")
 
     def __init__(self, model: str = "auto", *, layers: int = BERT_LAYERS,
                  max_length: int = BERT_MAX_LENGTH, batch_size: int = 32,
@@ -791,10 +792,6 @@ class BertEncoder(_TextEncoder):
         self.layers = layers
         self.max_length = max_length
         self.batch_size = batch_size
-
-    def __repr__(self) -> str:
-        return (f"BertEncoder(model={self.model!r}, layers={self.layers!r}, "
-                f"max_length={self.max_length!r}, cache_dir={str(self.cache_dir)!r})")
 
     @property
     def _spec(self) -> str:
@@ -824,10 +821,8 @@ class GloveEncoder(_TextEncoder):
     ----------
     vectors : str or path
         ``"auto"`` (default), ``"bundled"`` or a GloVe text file, see :func:`embed_glove`.
-    cache_dir : str or os.PathLike
-        Root of the feature caches.
-    chunk_size : int
-        Utterances per resumable shard.
+    cache_dir, chunk_size
+        As in :class:`BertEncoder`.
 
     Examples
     --------
@@ -842,14 +837,12 @@ class GloveEncoder(_TextEncoder):
     encoder = "glove"
     extractor = "text_glove"
     label = "text_glove"
+    repr_options = ("vectors", "cache_dir")
 
     def __init__(self, vectors: str | os.PathLike = "auto", *,
                  cache_dir: str | os.PathLike = "cache/features", chunk_size: int = 256):
         super().__init__(cache_dir=cache_dir, chunk_size=chunk_size)
         self.vectors = vectors
-
-    def __repr__(self) -> str:
-        return f"GloveEncoder(vectors={self.vectors!r}, cache_dir={str(self.cache_dir)!r})"
 
     @property
     def _spec(self):

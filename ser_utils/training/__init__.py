@@ -8,8 +8,9 @@ epochs, predicts the test part, and writes the per-utterance class probabilities
     <out_dir>/models/<same stem>.weights.h5 | .normaliser.json
     <out_dir>/logs/<same stem>.json
 
-(:mod:`.layout` is the one place that knows these paths.) The prediction file is written last, so its presence means the job is finished: a grid that is
-run again skips it (an interrupted grid resumes with the finished jobs kept).
+(:mod:`.layout` is the one place that knows these paths.) The prediction file is written last,
+so its presence means the job is finished: a grid that is run again skips it (an interrupted
+grid resumes with the finished jobs kept).
 
 Protocol (Sec. 3): Adam with lr 7e-4 and a 40-step linear warm-up (fusion learning rates from
 :data:`ser_utils.systems.SYSTEMS`); cross-entropy weighted by inverse class frequency of the

@@ -15,7 +15,7 @@ from .batches import PREDICT_BATCH_SIZE, dataset
 __all__ = ["recalibrate_batchnorm"]
 
 #: Per model, the recalibration passes (tf.functions) built for it, reused across jobs.
-_BN_PASSES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_BN_PASSES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _bn_passes(model):
@@ -45,11 +45,12 @@ def _bn_passes(model):
         outputs = ([model.get_layer(b.name[:-len("_bn")]).output for b in group]
                    + [model.get_layer(MASK_LAYER[br]).output for br in branch])
         sub = keras.Model(model.inputs, outputs)
+        k = len(group)
 
-        def batch_moments(x, sub=sub, k=len(group)):
+        def batch_moments(x, sub=sub, k=k):
             out = sub(x, training=False)
             stats = []
-            for h, mask in zip(out[:k], out[k:]):
+            for h, mask in zip(out[:k], out[k:], strict=False):
                 h = tf.cast(h, tf.float32)
                 m = tf.cast(mask, tf.float32)[..., None]
                 n = tf.reduce_sum(m)
@@ -121,8 +122,9 @@ def recalibrate_batchnorm(model, streams: list[list[np.ndarray]], *,
                 mean_b, m2_b = mean_b.numpy().astype(np.float64), m2_b.numpy().astype(np.float64)
                 n = n_a + n_b
                 delta = mean_b - mean_a
-                total[i] = (n, mean_a + delta * (n_b / n), m2_a + m2_b + delta ** 2 * (n_a * n_b / n))
-        for layer, (n, mean, m2) in zip(group, total):
+                total[i] = (n, mean_a + delta * (n_b / n),
+                            m2_a + m2_b + delta ** 2 * (n_a * n_b / n))
+        for layer, (n, mean, m2) in zip(group, total, strict=False):
             if n == 0:
                 continue  # no valid step at all: keep what training left
             layer.moving_mean.assign(np.asarray(mean, dtype=np.float32))

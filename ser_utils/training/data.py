@@ -67,7 +67,7 @@ class ExperimentData:
     @classmethod
     def from_files(cls, meta: str | os.PathLike, *, audio: str | os.PathLike | None = None,
                    bert: str | os.PathLike | None = None,
-                   glove: str | os.PathLike | None = None) -> "ExperimentData":
+                   glove: str | os.PathLike | None = None) -> ExperimentData:
         """Read the metadata parquet and the feature caches (npz), once per process.
 
         Parameters
@@ -83,7 +83,7 @@ class ExperimentData:
             Shared between calls with the same (unchanged) files: do not modify it.
         """
         paths = [meta, audio, bert, glove]
-        for name, p in zip(("meta", "audio", "bert", "glove"), paths):
+        for name, p in zip(("meta", "audio", "bert", "glove"), paths, strict=False):
             if p is not None and not Path(p).is_file():
                 raise FileNotFoundError(f"{name} file not found: {p}")
         # the key holds the modification times, so a rewritten cache is read again
@@ -104,7 +104,8 @@ def _load_data(key) -> ExperimentData:
     # Per-process cache: parallel workers load the files once, instead of receiving the
     # features pickled with every job.
     meta, *feats = (k[0] if k else None for k in key)
-    files = {name: p for name, p in zip(("meta", "audio", "bert", "glove"), [meta, *feats]) if p}
+    files = {name: p for name, p in zip(("meta", "audio", "bert", "glove"), [meta, *feats],
+                                        strict=True) if p}
     return ExperimentData(pd.read_parquet(meta),
                           *(load_sequences(p) if p else None for p in feats), files=files)
 

@@ -23,8 +23,16 @@ from ..metrics import avg_auc
 from ..systems import SYSTEMS
 from .batches import BATCH_SIZE, PREDICT_BATCH_SIZE, dataset, dense_dataset, predict
 from .batchnorm import recalibrate_batchnorm
-from .data import (ExperimentData, as_data, available, class_weights, dims, fit_normaliser,
-                   inputs, labels)
+from .data import (
+    ExperimentData,
+    as_data,
+    available,
+    class_weights,
+    dims,
+    fit_normaliser,
+    inputs,
+    labels,
+)
 from .layout import load_normaliser
 
 if TYPE_CHECKING:

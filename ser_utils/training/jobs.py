@@ -22,8 +22,14 @@ from ..systems import CLASSES, PROBA_COLUMNS, SIZES, SYSTEMS, check_choice
 from .batches import BATCH_SIZE, predict
 from .data import ExperimentData, as_data, inputs
 from .fitting import configure_tf, fit
-from .layout import (log_path, normaliser_path, prediction_path, pretrained_files,
-                     save_weights, weights_path)
+from .layout import (
+    log_path,
+    normaliser_path,
+    prediction_path,
+    pretrained_files,
+    save_weights,
+    weights_path,
+)
 
 __all__ = ["DEFAULT_EPOCHS", "Job", "train_job"]
 

@@ -42,7 +42,7 @@ def _selection_run(job: Job, data, fit_idx: np.ndarray, val_idx: np.ndarray, *,
              "seed": job.seed, "epoch": e, "loss": float(loss), "val_auc": float(auc),
              "n_fit": len(fitted.train_idx), "n_val": len(fitted.eval_idx)}
             for e, (loss, auc) in enumerate(zip(history.history["loss"],
-                                                history.history["val_auc"]), start=1)]
+                                                history.history["val_auc"], strict=False), start=1)]
 
 
 def select_epochs(system: str, data: ExperimentData | Mapping,
