@@ -1,9 +1,10 @@
 """Helpers for the executable book on speech emotion recognition (Pepino et al., ICASSP 2020).
 
-The package mirrors the book: ``datasets`` (notebook 00), ``features`` (01), ``folds`` (02),
-``models`` / ``training`` / ``metrics`` (03, 04), ``reporting`` (05) and ``inference`` (06,
-also ``python -m ser_utils predict``); ``pipeline`` runs every notebook through papermill and
-builds the book.
+The package mirrors the book: ``datasets`` and the ``demo`` corpus generator (notebook 00),
+``features`` (01), ``folds`` (02), ``models`` / ``training`` / ``metrics`` (03, 04),
+``reporting`` (05) and ``inference`` (06, also ``python -m ser_utils predict``); ``pipeline``
+runs every notebook through papermill and builds the book. ``systems`` declares the study's
+classes and systems once (no TensorFlow), ``config`` the run profiles.
 """
 import os
 

@@ -72,7 +72,7 @@ PROFILES: dict[str, Profile] = {
                      selection_seeds=(0,),
                      selection_folds=1, max_epochs=1, epochs=1, fold_study_epochs=1,
                      fold_study_seeds=(0,), fold_study_sizes=("small",),
-                     fusion_systems=("ef_cs", "ef_ws", "ef_pt", "lf_pt", "xf_cs")),
+                     fusion_systems=(*PAPER_FUSION_SYSTEMS, "xf_cs")),
     # quick trades seeds, corpus size and the epoch search for time (about 20 min on 2 CPU
     # cores, bench/README.md): a demo of ~1,200 IEMOCAP utterances still shows the paper's
     # effects on IEMOCAP (SP&SC below RAND for text, BERT above GloVe, fusion above both).

@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -30,7 +31,7 @@ import pandas as pd
 from . import datasets
 from .config import Dataset, Settings
 from .features.cache import write_json, write_parquet
-from .systems import SYSTEMS, check_choice
+from .systems import CLASSES, SYSTEMS, check_choice
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,9 @@ def _progress() -> bool:
 
 __all__ = ["prepare_data", "load_utterances", "prepare_features", "feature_files",
            "main_criterion", "prepare_folds", "fold_summary", "load_folds", "run_systems",
-           "load_predictions",
-           "choose_epochs", "epochs_note"]
+           "load_predictions", "choose_epochs", "epochs_note", "data_files", "best_fusion_system",
+           "train_and_export", "check_against_stage", "demo_utterances", "cli_command",
+           "shown_command"]
 
 
 @contextlib.contextmanager
@@ -346,3 +348,176 @@ def load_predictions(settings: Settings, dataset, stage: str) -> pd.DataFrame:
     if not files:
         return pd.DataFrame()
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+# -- 06 inference -----------------------------------------------------------------------------
+def best_fusion_system(settings, dataset, *, default: str = "ef_pt") -> str:
+    """The fusion system with the best median AvRec over seeds in the fusion stage's
+    predictions of ``dataset`` (ties: the first in name order), or ``default`` when the stage
+    has no predictions. Notebook: notebooks/06_inference.ipynb"""
+    from . import metrics
+
+    preds = load_predictions(settings, dataset, "fusion")
+    if preds.empty:
+        return default
+    med = metrics.score_predictions(preds).groupby("system")["uar"].median()
+    return str(med.idxmax())
+
+
+def _stage_epochs(settings, dataset, stage: str, system: str) -> int:
+    path = settings.stage_dir(dataset, stage) / "epochs.json"
+    chosen = json.loads(path.read_text()) if path.exists() else {}
+    if system in chosen:
+        return int(chosen[system])
+    if not settings.profile.select_epochs:
+        return int(settings.profile.epochs)
+    raise FileNotFoundError(f"{path} has no epochs for {system!r}: run the {stage} stage "
+                            "(notebooks/03_unimodal.ipynb, 04_fusion.ipynb) first")
+
+
+def train_and_export(settings, dataset, *, system: str | None = None, fold: int = 0,
+                     seed: int = 0, size: str = "base", out_dir: str | os.PathLike | None = None,
+                     overwrite: bool = False) -> Path:
+    """Train one job of the pipeline again and export it (and its audio model) for inference.
+
+    The fusion stage keeps predictions, not fusion models, so the job is retrained with the
+    stage's epochs, fold table and features; the audio model is the unimodal stage's (same
+    fold and seed). An export of the same job already in ``out_dir`` is kept (nothing is
+    retrained) unless ``overwrite``.
+
+    Parameters
+    ----------
+    settings : ser_utils.config.Settings
+    dataset : str or ser_utils.config.Dataset
+    system : str, optional
+        Default: :func:`best_fusion_system`.
+    fold, seed, size
+        The job (fold of the dataset's main criterion).
+    out_dir : path, optional
+        Default ``results/<profile>/<dataset>/inference/<stem>``, the job's file stem
+        (``<system>-<size>__<criterion>__fold<k>__seed<s>``).
+    overwrite : bool
+        Retrain and replace an existing export.
+
+    Returns
+    -------
+    pathlib.Path
+        The export folder (load it with :meth:`Predictor.load`).
+
+    Notebook: notebooks/06_inference.ipynb
+    """
+    from . import training
+    from .inference import SPEC_FILE, export_model
+    from .training.export import fit_for_export
+
+    d = settings.dataset(dataset) if isinstance(dataset, str) else dataset
+    system = system or best_fusion_system(settings, d)
+    df = load_utterances(settings, d)
+    criterion = main_criterion(d, df)
+    stage = "fusion" if SYSTEMS[system].fusion else "unimodal"
+    epochs = _stage_epochs(settings, d, stage, system)
+    stem = training.Job(system, criterion, fold, seed, size=size, epochs=epochs).stem
+    out_dir = Path(out_dir) if out_dir else settings.stage_dir(d, "inference") / stem
+    if (out_dir / SPEC_FILE).is_file() and not overwrite:
+        done = json.loads((out_dir / SPEC_FILE).read_text()).get("provenance", {})
+        if done.get("stem") == stem and done.get("epochs") == epochs:
+            return out_dir
+    train_idx, test_idx = load_folds(settings, d, df, criterion)[fold][:2]
+    data = training.ExperimentData.from_files(**data_files(settings, d))
+    unimodal_dir = settings.stage_dir(d, "unimodal")
+    fitted = fit_for_export(data, train_idx, test_idx, system=system, criterion=criterion,
+                            fold=fold, seed=seed, epochs=epochs, size=size,
+                            audio_epochs=_stage_epochs(settings, d, "unimodal", "audio"),
+                            unimodal_dir=unimodal_dir, dataset=d.name,
+                            precision=settings.precision)
+    encoder = feature_files(settings, d)["encoders"]["bert"]
+    return export_model(fitted.model, out_dir, normaliser=fitted.normaliser,
+                        text_encoder={**encoder, "spec": settings.text_model}, system=system,
+                        audio_model=fitted.audio_model, audio_normaliser=fitted.audio_normaliser,
+                        provenance={**fitted.provenance, "profile": settings.profile.name},
+                        overwrite=True)
+
+
+def check_against_stage(settings, dataset, predictor, *, limit: int = 50) -> pd.Series:
+    """Whether an export made by :func:`train_and_export` reproduces the run behind Table 1.
+
+    Runs ``predictor`` (a :class:`ser_utils.inference.Predictor`) from the recordings and
+    transcripts of (at most ``limit``) test utterances of its fold, and compares with the
+    probabilities the training stage saved for the same job. Utterances with an empty
+    transcript are left out (the stage fed the fusion model an empty text; a predictor
+    answers them with the audio model).
+
+    Returns
+    -------
+    pandas.Series
+        ``utterances``, ``max_abs_diff`` (largest difference of a probability),
+        ``same_class`` (share with the same predicted class); empty if the stage saved no
+        predictions for the job.
+
+    Notebook: notebooks/06_inference.ipynb
+    """
+    import numpy as np
+
+    from .features.text import clean_transcript
+    from .training.layout import prediction_path
+
+    prov = predictor.spec.get("provenance", {})
+    stage = "fusion" if SYSTEMS[predictor.system].fusion else "unimodal"
+    path = prediction_path(settings.stage_dir(dataset, stage), str(prov.get("stem")))
+    if not path.is_file():
+        return pd.Series(dtype=object, name="export vs stage")
+    saved = pd.read_parquet(path)
+    meta = load_utterances(settings, dataset).set_index("utt_id")
+    saved = saved[meta.loc[saved["utt_id"], "text"].map(clean_transcript).ne("").to_numpy()]
+    saved = saved.head(limit)
+    ours = predictor.predict_batch(meta.loc[saved["utt_id"], "path"],
+                                   meta.loc[saved["utt_id"], "text"])
+    cols = predictor.proba_columns
+    diff = np.abs(ours[cols].to_numpy() - saved[cols].to_numpy())
+    same = ours["predicted"].to_numpy() == np.asarray(predictor.classes)[
+        saved[cols].to_numpy().argmax(axis=1)]
+    return pd.Series({"utterances": len(saved), "max_abs_diff": float(diff.max()),
+                      "same_class": float(same.mean())}, name="export vs stage", dtype=object)
+
+
+def demo_utterances(settings, dataset, *, fold: int = 0, per_class: int = 1,
+                    seed: int = 0) -> pd.DataFrame:
+    """A few test utterances of ``fold`` (never seen in training), ``per_class`` of each
+    class, with a non-empty transcript: columns ``utt_id, path, label, text``.
+    Notebook: notebooks/06_inference.ipynb"""
+    from .features.text import clean_transcript
+
+    d = settings.dataset(dataset) if isinstance(dataset, str) else dataset
+    df = load_utterances(settings, d)
+    _, test = load_folds(settings, d, df, main_criterion(d, df))[fold][:2]
+    part = df.iloc[test]
+    part = part[part["text"].map(clean_transcript) != ""]
+    picked = [g.sample(min(per_class, len(g)), random_state=seed)
+              for _, g in part.groupby("label", sort=False)]
+    out = pd.concat(picked) if picked else part.iloc[:0]
+    order = {c: k for k, c in enumerate(CLASSES)}
+    out = out.sort_values("label", key=lambda s: s.map(order), kind="stable")
+    return out[["utt_id", "path", "label", "text"]].reset_index(drop=True)
+
+
+def cli_command(model_dir: str | os.PathLike, wavs: Sequence[str | os.PathLike],
+                texts: Sequence[str | None] | None = None, *, python: str = "python") -> list[str]:
+    """The ``python -m ser_utils predict`` command line for these recordings (a list for
+    ``subprocess``; ``shlex.join`` it to show it). Notebook: notebooks/06_inference.ipynb"""
+    cmd = [python, "-m", "ser_utils", "predict", "--model", str(model_dir),
+           "--wav", *map(str, wavs)]
+    if texts is not None:
+        cmd += ["--text", *(t or "" for t in texts)]
+    return cmd
+
+
+def shown_command(cmd: Sequence[str], roots: Mapping[str, str]) -> str:
+    """``cmd`` as a shell line for the book, with each machine folder in ``roots`` replaced by
+    its label (e.g. ``{"/abs/results/quick": "$RESULTS"}``), longest folder first, so that no
+    path of the machine that ran it is shown. Notebook: notebooks/06_inference.ipynb"""
+    import shlex
+
+    line = shlex.join(list(cmd))
+    for root in sorted(roots, key=len, reverse=True):
+        line = line.replace(str(root), roots[root])
+    return line

@@ -28,6 +28,7 @@ __all__ = ["save_figure", "plot_durations", "plot_contours", "utterance_stats",
            "significance_table", "significance_summary",
            "SYSTEM_NAMES", "CRITERION_NAMES", "plot_seed_scores", "chosen_epochs",
            "fold_study_findings", "unimodal_findings", "fusion_findings", "provenance",
+           "inference_findings",
            ]
 
 
@@ -1018,3 +1019,28 @@ def provenance(settings) -> pd.DataFrame:
         except metadata.PackageNotFoundError:
             continue
     return pd.DataFrame(rows, columns=["item", "value"])
+
+
+def inference_findings(check: pd.Series, table: pd.DataFrame) -> str:
+    """Markdown: whether the exported model reproduces the stage's probabilities
+    (:func:`ser_utils.experiment.check_against_stage`), and how many of the held-out
+    utterances shown it classifies as annotated (``table``: ``label`` and ``predicted`` columns).
+
+    Notebook: notebooks/06_inference.ipynb
+    """
+    parts = []
+    if check is None or check.empty or not check.get("utterances", 0):
+        parts.append("The fusion stage saved no predictions for this job, so the export could "
+                     "not be compared with it.")
+    else:
+        parts.append(
+            f"The exported model reproduces the fusion stage's probabilities on "
+            f"{int(check['utterances'])} test utterances: the largest difference of a "
+            f"probability is {float(check['max_abs_diff']):.1e}, and "
+            f"{100 * float(check['same_class']):.0f} % of them get the same predicted class.")
+    if len(table):
+        hits = int((table["label"] == table["predicted"]).sum())
+        parts.append(f"On the {len(table)} held-out utterances shown it predicts the annotated "
+                     f"class for {hits}; one model from one seed, which says little on its own "
+                     "(Table 1 is the median over seeds).")
+    return " ".join(parts)

@@ -15,7 +15,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from ser_utils import experiment as E
 from ser_utils import inference as I
+from ser_utils import reporting
 from ser_utils import training as T
 from ser_utils.features import acoustic
 from ser_utils.features.text import embed_text, text_encoder_info
@@ -61,7 +63,7 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exported(corpus, tmp_path_factory):
-    fitted = I.fit_for_export(corpus["data"], corpus["train"], corpus["test"], system="ef_cs",
+    fitted = T.fit_for_export(corpus["data"], corpus["train"], corpus["test"], system="ef_cs",
                               criterion="speaker", fold=0, seed=0, epochs=1, size="small",
                               dataset="synthetic")
     directory = tmp_path_factory.mktemp("export") / "ef_cs"
@@ -243,7 +245,7 @@ def test_best_fusion_system_reads_the_fusion_stage(tmp_path):
     settings = config.resolve(profile="smoke", data_dir=str(tmp_path / "data"),
                               results_dir=str(tmp_path / "results"))
     d = settings.datasets[0]
-    assert I.best_fusion_system(settings, d) == "ef_pt"  # no predictions yet: the default
+    assert E.best_fusion_system(settings, d) == "ef_pt"  # no predictions yet: the default
     rows = []
     for system, right in (("ef_cs", 4), ("lf_pt", 8), ("ef_pt", 6)):  # correct of 8 utterances
         for i in range(8):
@@ -255,20 +257,20 @@ def test_best_fusion_system_reads_the_fusion_stage(tmp_path):
     preds = pd.DataFrame(rows)
     for system, part in preds.groupby("system"):
         write_parquet(settings.stage_dir(d, "fusion") / "predictions" / f"{system}.parquet", part)
-    assert I.best_fusion_system(settings, d) == "lf_pt"
+    assert E.best_fusion_system(settings, d) == "lf_pt"
 
 
 def test_cli_command():
-    cmd = I.cli_command("m", ["a.wav", "b.wav"], ["hello there", None])
+    cmd = E.cli_command("m", ["a.wav", "b.wav"], ["hello there", None])
     assert cmd == ["python", "-m", "ser_utils", "predict", "--model", "m", "--wav", "a.wav",
                    "b.wav", "--text", "hello there", ""]
-    assert "--text" not in I.cli_command("m", ["a.wav"])
+    assert "--text" not in E.cli_command("m", ["a.wav"])
 
 
 def test_shown_command_hides_machine_folders():
-    cmd = I.cli_command("/abs/results/quick/iemocap/inference/job", ["/abs/data/a b.wav"],
+    cmd = E.cli_command("/abs/results/quick/iemocap/inference/job", ["/abs/data/a b.wav"],
                         ["it's fine"])
-    line = I.shown_command(cmd, {"/abs/results/quick": "$RESULTS", "/abs/data": "$DATA",
+    line = E.shown_command(cmd, {"/abs/results/quick": "$RESULTS", "/abs/data": "$DATA",
                                  "/abs": "$ROOT"})
     assert "/abs" not in line
     assert line.startswith("python -m ser_utils predict --model $RESULTS/iemocap/inference/job")
@@ -280,7 +282,7 @@ def test_inference_findings():
     check = pd.Series({"utterances": 26, "max_abs_diff": 2e-7, "same_class": 1.0})
     table = pd.DataFrame({"label": ["angry", "sad", "happy"],
                           "predicted": ["angry", "sad", "sad"]})
-    text = I.inference_findings(check, table)
+    text = reporting.inference_findings(check, table)
     assert "on 26 test utterances" in text and "2.0e-07" in text and "100 %" in text
     assert "predicts the annotated class for 2" in text and "3 held-out" in text
-    assert "could not be compared" in I.inference_findings(pd.Series(dtype=float), table)
+    assert "could not be compared" in reporting.inference_findings(pd.Series(dtype=float), table)

@@ -34,13 +34,16 @@ The package is split by concern:
 - :mod:`.jobs`: :class:`Job` and :func:`train_job` (one fold, one seed, written to disk);
 - :mod:`.layout`: where predictions, weights, normalisers and logs go;
 - :mod:`.selection`: :func:`select_epochs` (Sec. 3);
-- :mod:`.grid`: :func:`run_grid`, jobs in parallel processes or on a Dask cluster.
+- :mod:`.grid`: :func:`run_grid`, jobs in parallel processes or on a Dask cluster;
+- :mod:`.export`: :func:`fit_for_export`, a job and its audio model trained again for
+  :func:`ser_utils.inference.export_model` (notebook 06).
 """
 from ..folds import LeakageError
 from ..systems import CLASSES, FUSION_SYSTEMS, SIZES, SYSTEMS, UNIMODAL_SYSTEMS
 from .batches import BATCH_SIZE, PREDICT_BATCH_SIZE
 from .batchnorm import recalibrate_batchnorm
 from .data import ExperimentData, class_weights, fit_normaliser
+from .export import Fitted, fit_for_export
 from .fitting import Trained, fit
 from .grid import run_grid
 from .jobs import DEFAULT_EPOCHS, Job, train_job
@@ -60,6 +63,8 @@ __all__ = [
     "Job",
     "Trained",
     "fit",
+    "Fitted",
+    "fit_for_export",
     "fit_normaliser",
     "class_weights",
     "train_job",

@@ -69,11 +69,13 @@ def configure_tf(threads: int | None) -> None:
 def _build(system: str, size: str, dims: list[int], *, pretrained: Mapping[str, Path] | None):
     from .. import models as M
 
-    if system == "audio":
-        return M.build_audio_model(dims[0], size=size), M.learning_rate("audio")
-    if system in ("glove", "bert"):
-        return M.build_text_model(dims[0], size=size), M.learning_rate("text")
-    kind, start = SYSTEMS[system].kind, SYSTEMS[system].start
+    spec = SYSTEMS[system]
+    lr = (spec.lr, spec.warmup)
+    if spec.inputs == ("audio",):
+        return M.build_audio_model(dims[0], size=size), lr
+    if not spec.fusion:  # a text model (BERT or GloVe tokens)
+        return M.build_text_model(dims[0], size=size), lr
+    kind, start = spec.kind, spec.start
     text_model = M.build_text_model(dims[0], size=size)
     audio_model = M.build_audio_model(dims[1], size=size)
     if start != "cold":
@@ -84,7 +86,7 @@ def _build(system: str, size: str, dims: list[int], *, pretrained: Mapping[str, 
         model = M.build_crossmodal_model(text_model, audio_model, start=start)
     else:
         model = M.build_fusion_model(text_model, audio_model, kind=kind, start=start)
-    return model, (SYSTEMS[system].lr, SYSTEMS[system].warmup)
+    return model, lr
 
 
 def _compile(model, lr_warmup: tuple[float, int], *, jit_compile: bool | str = False) -> None:

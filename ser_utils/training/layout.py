@@ -25,27 +25,32 @@ __all__ = ["prediction_path", "weights_path", "normaliser_path", "log_path", "sa
            "load_normaliser", "pretrained_files"]
 
 
+def _stem(job) -> str:
+    return job if isinstance(job, str) else job.stem
+
+
 def prediction_path(out_dir: str | os.PathLike, job) -> Path:
-    """Where a job's predictions go: ``<out_dir>/predictions/<stem>.parquet``.
+    """Where a job's predictions go: ``<out_dir>/predictions/<stem>.parquet`` (``job``: a
+    :class:`~ser_utils.training.Job` or its stem).
 
     Notebook: notebooks/03_unimodal.ipynb, notebooks/04_fusion.ipynb
     """
-    return Path(out_dir) / "predictions" / f"{job.stem}.parquet"
+    return Path(out_dir) / "predictions" / f"{_stem(job)}.parquet"
 
 
 def weights_path(out_dir: str | os.PathLike, job) -> Path:
     """A unimodal job's trained weights: ``<out_dir>/models/<stem>.weights.h5``."""
-    return Path(out_dir) / "models" / f"{job.stem}.weights.h5"
+    return Path(out_dir) / "models" / f"{_stem(job)}.weights.h5"
 
 
 def normaliser_path(out_dir: str | os.PathLike, job) -> Path:
     """The audio normaliser a job trained with: ``<out_dir>/models/<stem>.normaliser.json``."""
-    return Path(out_dir) / "models" / f"{job.stem}.normaliser.json"
+    return Path(out_dir) / "models" / f"{_stem(job)}.normaliser.json"
 
 
 def log_path(out_dir: str | os.PathLike, job) -> Path:
     """A job's log (times, sizes, precision): ``<out_dir>/logs/<stem>.json``."""
-    return Path(out_dir) / "logs" / f"{job.stem}.json"
+    return Path(out_dir) / "logs" / f"{_stem(job)}.json"
 
 
 def save_weights(model, path: Path) -> None:
