@@ -1,4 +1,10 @@
-"""Acoustic branch features (Sec. 2.2): openSMILE LLDs, normalisation, deltas, cache."""
+"""Acoustic branch features (Sec. 2.2): openSMILE LLDs, normalisation, deltas, cache.
+
+Besides signals with a known answer: every awkward audio file a corpus may hold (unreadable,
+truncated, silent, unvoiced, shorter than a window, stereo, other sample rates and bit depths,
+ten minutes long) through one extraction (``conftest.audio_run``), and a killed extraction
+resuming without losing finished work.
+"""
 import json
 import logging
 import os
@@ -11,11 +17,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from conftest import (
+    SAMPLE_RATES,
+    SR,
+    TRUNCATED_SAMPLES,
+    UNREADABLE,
+    n_frames,
+    run_until_marker,
+    tone,
+)
 
 from ser_utils.features import acoustic as A
-from ser_utils.features.cache import SequenceStore, config_hash, load_sequences
-
-SR = 16000
+from ser_utils.features.cache import SequenceStore, config_hash, load_sequences, write_parquet
 
 
 def harmonic(f0, *, dur=1.5, sr=SR, amp=0.3, seed=0):
@@ -26,10 +39,6 @@ def harmonic(f0, *, dur=1.5, sr=SR, amp=0.3, seed=0):
     x = sum(np.sin(k * phase) / k for k in range(1, int(min(4000, 0.45 * sr) / f0)))
     x = amp * x / np.abs(x).max() + 0.002 * rng.standard_normal(len(t))
     return x.astype(np.float32)
-
-
-def n_frames(n_samples_16k):
-    return (n_samples_16k - 512) // 160 + 1
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +169,8 @@ def test_normaliser_statistics_voiced_only():
     Z = norm.transform(X)
     assert Z.dtype == np.float32 and Z.shape == X.shape
     assert np.all(Z[~v][:, :4] == 0)                                  # unvoiced -> voiced mean
-    assert Z[v, 0].mean() == pytest.approx(0, abs=1e-4) and Z[v, 0].std() == pytest.approx(1, abs=1e-3)
+    assert Z[v, 0].mean() == pytest.approx(0, abs=1e-4)
+    assert Z[v, 0].std() == pytest.approx(1, abs=1e-3)
     assert Z[:, 10].mean() == pytest.approx(0, abs=1e-4)
 
 
@@ -267,13 +277,14 @@ def test_resume_computes_only_pending(tmp_path, table, monkeypatch):
     store.write_part({"a": marker}, rejected={"missing": "earlier"})
     done = []
     real = A._extract_chunk
-    monkeypatch.setattr(A, "_extract_chunk", lambda chunk: done.extend(k for k, _ in chunk) or real(chunk))
+    monkeypatch.setattr(A, "_extract_chunk",
+                        lambda chunk: done.extend(k for k, _ in chunk) or real(chunk))
     out = A.LLDExtractor(cache_dir=tmp_path, n_workers=1).extract(table, dataset="t",
                                                                  progress=False)
     assert sorted(done) == ["b", "c", "corrupt", "empty"]
     np.testing.assert_array_equal(out["a"], marker)
     assert store.exists() and not store.parts_dir.exists()
-    assert dict(zip(*store.rejected().T.values))["missing"] == "earlier"
+    assert dict(zip(*store.rejected().T.values, strict=True))["missing"] == "earlier"
 
 
 def test_lld_extractor_config_names_the_cache(tmp_path, table):
@@ -316,6 +327,161 @@ def test_lld_extractor_needs_columns_and_valid_options(tmp_path):
     with pytest.raises(ValueError, match="chunk_size"):
         A.LLDExtractor(chunk_size=0)
 
+
+# -- awkward audio files: one extraction over every case (conftest.audio_run) ----------------
+
+def _assert_tone_features(X: np.ndarray, *, seconds: float, f0: float = 200.0):
+    assert X.dtype == np.float32 and X.shape[1] == len(A.LLD_COLUMNS)
+    assert np.isfinite(X).all()
+    assert abs(len(X) - n_frames(int(seconds * SR))) <= 1
+    voiced = X[:, 0] > 0
+    assert voiced.mean() > 0.8
+    assert abs(np.median(X[voiced, 0]) / f0 - 1) < 0.03
+
+
+@pytest.mark.parametrize("case", UNREADABLE)
+def test_audio_unreadable_file_is_rejected_and_the_run_goes_on(audio_run, case):
+    assert case not in audio_run.feats
+    # one warning line per rejected file, naming the utterance
+    mine = [m for m in audio_run.warnings if m.startswith(f"skipping utterance {case}:")]
+    assert len(mine) == 1 and "\n" not in mine[0]
+    assert len(audio_run.warnings) == len(UNREADABLE)
+    # listed with its reason in the rejected table saved beside the features
+    assert audio_run.store.rejected_path.parent == audio_run.store.path.parent
+    saved = pd.read_parquet(audio_run.store.rejected_path).set_index("utt_id")["reason"]
+    assert str(audio_run.paths[case]) in saved[case]
+    assert sorted(saved.index) == sorted(UNREADABLE)
+    pd.testing.assert_frame_equal(audio_run.rejected, saved.reset_index())
+    # the run went on: every readable file has its features
+    readable = set(audio_run.paths) - set(UNREADABLE)
+    assert set(audio_run.feats) == readable
+
+
+def test_audio_truncated_wav_keeps_the_samples_present(audio_run):
+    X = audio_run.feats["truncated_data"]
+    assert len(X) == n_frames(TRUNCATED_SAMPLES) and np.isfinite(X).all()
+    # the samples that are there give the same frames as the intact file
+    np.testing.assert_allclose(X, audio_run.feats["reference"][:len(X)], atol=1e-3)
+
+
+def test_audio_all_silent_file_gives_finite_documented_features(audio_run):
+    X = pd.DataFrame(audio_run.feats["silent"], columns=A.LLD_COLUMNS)
+    assert len(X) == n_frames(SR) and np.isfinite(X.to_numpy()).all()
+    # extract_lld's docstring: no voicing placeholders, MFCCs 0, loudness a small constant
+    assert (X[["F0", "jitter", "shimmer"]] == 0).all().all()
+    assert (X["logHNR"] == -100).all()
+    assert (X[[f"mfcc{i}" for i in range(13)]] == 0).all().all()
+    assert X["loudness"].nunique() == 1 and 0 <= X["loudness"].iloc[0] < 0.01
+
+
+def test_audio_unvoiced_noise_gives_finite_placeholder_features(audio_run):
+    X = audio_run.feats["noise"]
+    assert np.isfinite(X).all()
+    unvoiced = X[:, 0] == 0
+    assert unvoiced.mean() > 0.9
+    assert (X[unvoiced, 1:3] == 0).all() and (X[unvoiced, 3] == -100).all()
+
+
+def test_audio_silent_and_unvoiced_input_reaches_the_model_finite(audio_run):
+    feats = audio_run.feats
+    # training data without a single voiced frame: F0 statistics are undefined, not NaN
+    norm = A.Normaliser().fit([feats["silent"], feats["noise"]])
+    assert np.isfinite(norm.mean_).all() and (norm.std_ > 0).all()
+    for name in ("silent", "noise", "reference"):
+        assert np.isfinite(A.add_deltas(norm.transform(feats[name]))).all(), name
+    # and silence judged by statistics of voiced speech
+    norm = A.Normaliser().fit([feats["reference"]])
+    assert np.isfinite(A.add_deltas(norm.transform(feats["silent"]))).all()
+
+
+def test_audio_shorter_than_one_32ms_window_gives_one_frame(audio_run):
+    X = audio_run.feats["short"]
+    assert X.shape == (1, len(A.LLD_COLUMNS)) and np.isfinite(X).all()
+
+
+def test_audio_stereo_is_downmixed(audio_run):
+    # mean of the channels: [x, 0] -> x / 2 (taking channel 0 only would give x)
+    np.testing.assert_array_equal(audio_run.feats["stereo"], audio_run.feats["stereo_mix"])
+    loud = A.LLD_COLUMNS.index("loudness")
+    assert np.median(audio_run.feats["stereo"][:, loud]) < np.median(
+        audio_run.feats["reference"][:, loud])
+
+
+@pytest.mark.parametrize("sr", SAMPLE_RATES, ids=[f"{sr / 1000:g}kHz" for sr in SAMPLE_RATES])
+def test_audio_sample_rate_is_converted_to_16k(audio_run, sr):
+    _assert_tone_features(audio_run.feats[f"sr_{sr}"], seconds=1.0)
+
+
+@pytest.mark.parametrize("case", ["pcm24", "float"], ids=["24bit", "float"])
+def test_audio_bit_depth(audio_run, case):
+    _assert_tone_features(audio_run.feats[case], seconds=1.0)
+    # the same tone as the 16-bit reference: the same features, up to quantisation
+    assert np.median(np.abs(audio_run.feats[case][:, 5:] - audio_run.feats["reference"][:, 5:])
+                     ) < 0.05
+
+
+def test_audio_ten_minute_file(audio_run):
+    X = audio_run.feats["ten_minutes"]
+    assert len(X) == n_frames(600 * SR)
+    _assert_tone_features(X, seconds=600.0)
+
+
+EXTRACT_CHILD = """
+    import sys, time
+    from pathlib import Path
+    import pandas as pd
+    from ser_utils.features import acoustic as A
+
+    table, cache, marker = pd.read_parquet(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+    real, calls = A._extract_chunk, []
+
+    def chunk_then_die(chunk):
+        calls.append(chunk)
+        if len(calls) == 3:  # two shards are on disk: die half-way through the third
+            real(chunk[:1])
+            marker.touch()
+            time.sleep(600)
+        return real(chunk)
+
+    A._extract_chunk = chunk_then_die
+    A.LLDExtractor(cache_dir=cache, n_workers=1, chunk_size=2).extract(
+        table, dataset="killed", progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_interruption_killed_feature_extraction_resumes_keeping_finished_items(
+        tmp_path, monkeypatch):
+    d = tmp_path / "wavs"
+    d.mkdir()
+    table = pd.DataFrame({"utt_id": [f"u{i:02d}" for i in range(12)],
+                          "path": [str(d / f"u{i:02d}.wav") for i in range(12)]})
+    for i, p in enumerate(table.path):
+        sf.write(p, tone(120 + 10 * i, dur=0.5), SR)
+    write_parquet(tmp_path / "table.parquet", table)
+    cache, marker = tmp_path / "cache", tmp_path / "killed.marker"
+    run_until_marker(EXTRACT_CHILD, [str(tmp_path / "table.parquet"), str(cache), str(marker)],
+                     marker, tmp_path)
+
+    lld = A.LLDExtractor(cache_dir=cache, n_workers=1, chunk_size=2)
+    store = lld.store(table, dataset="killed")
+    assert not store.exists()                        # no final cache from a killed run
+    finished = sorted(store.done_keys())
+    assert finished == ["u00", "u01", "u02", "u03"]  # the two finished shards survived
+    assert len(list(store.parts_dir.glob("part-*.npz"))) == 2
+
+    computed = []
+    real = A._extract_chunk
+    monkeypatch.setattr(A, "_extract_chunk",
+                        lambda chunk: computed.extend(k for k, _ in chunk) or real(chunk))
+    out = lld.extract(table, dataset="killed", progress=False)
+    assert computed == [f"u{i:02d}" for i in range(4, 12)]  # only the unfinished ones, once
+    assert list(out) == list(table.utt_id) and store.exists() and not store.parts_dir.exists()
+    for u, p in zip(table.utt_id, table.path, strict=True):  # complete and correct
+        np.testing.assert_array_equal(out[u], A.extract_lld(p).to_numpy())
+
+
+# -- in other processes and on a cluster -----------------------------------------------------
 
 @pytest.mark.slow
 def test_opensmile_safe_here_follows_import_order(monkeypatch):

@@ -1,12 +1,29 @@
-"""Parameters are validated before any work starts, with the valid values listed."""
+"""Run settings (ser_utils.config): profiles, corpora, folders, precision and epoch protocol;
+parameters are validated before any work starts, with the valid values listed, and every
+notebook declares and passes on every pipeline parameter."""
 import pytest
+from conftest import assert_refused_listing, nothing_written
 
 from ser_utils import config, pipeline
 
 
-def test_unknown_profile_lists_valid_values():
-    with pytest.raises(ValueError, match="smoke, quick, paper"):
-        config.resolve(profile="fast")
+def test_param_unknown_profile_lists_valid_values(tmp_path, capsys):
+    with pytest.raises(ValueError) as err:
+        config.resolve(profile="fast", data_dir=str(tmp_path / "data"),
+                       results_dir=str(tmp_path / "results"))
+    assert all(p in str(err.value) for p in config.PROFILES)
+    with pytest.raises(SystemExit):
+        pipeline.main(["--profile", "fast", "--build-dir", str(tmp_path / "build")])
+    usage = capsys.readouterr().err
+    assert "invalid choice: 'fast'" in usage and all(p in usage for p in config.PROFILES)
+    assert nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("entry", ["Settings.dataset", "stage_dir"])
+def test_param_unknown_dataset_lists_valid_values(smoke_settings, tmp_path, entry):
+    call = {"Settings.dataset": lambda: smoke_settings.dataset("iemocap_dmeo"),
+            "stage_dir": lambda: smoke_settings.stage_dir("iemocap_dmeo", "data")}[entry]
+    assert_refused_listing(call, "dataset", [d.name for d in smoke_settings.datasets], tmp_path)
 
 
 def test_missing_corpus_folder_is_named(tmp_path):
@@ -37,12 +54,6 @@ def test_real_corpus_replaces_demo(tmp_path):
 def test_no_dataset_is_an_error():
     with pytest.raises(ValueError, match="no dataset"):
         config.resolve(use_demo=False)
-
-
-def test_pipeline_cli_rejects_bad_profile_before_work(capsys):
-    with pytest.raises(SystemExit):
-        pipeline.main(["--profile", "nope"])
-    assert "invalid choice" in capsys.readouterr().err
 
 
 def test_every_notebook_has_one_literal_parameters_cell():
@@ -79,3 +90,17 @@ def test_scheduler_address_is_checked_and_reaches_every_notebook(tmp_path):
         assert declared == set(params), name
         call = next(c for c in cells if "config.resolve(" in c)
         assert all(f"{k}={k}" in call for k in params), name
+
+
+def test_config_precision_and_epoch_protocol(tmp_path):
+    s = config.resolve(profile="smoke", results_dir=str(tmp_path), precision="bfloat16")
+    assert s.precision == "bfloat16" and s.profile.epoch_protocol == "inner"
+    assert s.results_dir == tmp_path / "smoke"
+    p = config.resolve(profile="smoke", results_dir=str(tmp_path), epoch_protocol="paper")
+    assert p.profile.epoch_protocol == "paper"
+    assert p.results_dir == tmp_path / "smoke-paper-epochs"  # never mixed with the inner run
+    with pytest.raises(ValueError, match="inner, paper"):
+        config.resolve(profile="smoke", epoch_protocol="test")
+    with pytest.raises(ValueError, match="auto, float32, bfloat16"):
+        config.resolve(profile="smoke", precision="fp16")
+    assert config.PROFILES["paper"].selection_folds == 0  # every fold

@@ -1,4 +1,9 @@
-"""Loaders in ser_utils.datasets, on tiny format fixtures written here (not the demo corpus)."""
+"""Loaders in ser_utils.datasets, on tiny format fixtures written here (not the demo corpus).
+
+Besides the formats' quirks: the awkward layouts a user's folder may have (unknown labels,
+missing transcripts, duplicate ids, stray files, a folder that is not a corpus) give a clear
+message or a documented skip; an unknown dataset kind lists the valid ones.
+"""
 from __future__ import annotations
 
 import logging
@@ -11,10 +16,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from conftest import assert_refused_listing
 
 from ser_utils import datasets as ds
-from ser_utils.datasets import (CLASSES, COLUMNS, DATASET_KINDS, durations, load_dataset,
-                                load_iemocap, load_manifest, load_msp_podcast)
+from ser_utils.datasets import (
+    CLASSES,
+    COLUMNS,
+    DATASET_KINDS,
+    durations,
+    load_dataset,
+    load_iemocap,
+    load_manifest,
+    load_msp_podcast,
+)
 
 SR = 16_000
 
@@ -192,13 +206,13 @@ def test_iemocap_script_and_text(iemocap):
 
 
 def test_iemocap_transcript_lines(tmp_path):
-    path = write_bytes(tmp_path / "Ses01F_impro01.txt",
-                       b"Ses01F_impro01_F000 [006.2901-008.2357]: Excuse me.\n"
-                       b"M: [BREATHING]\n"
-                       b"Ses01F_impro01_MXX0 [012.0000-013.0000]: [LAUGHTER]\n"
-                       b"Ses01M_script01_1_FXX1 [012.0000-013.0000]: [GARBAGE]\n"
-                       b"Ses01F_impro01_M000 [010.0100-011.3925]:No space \xe9\n"
-                       b"\n")
+    write_bytes(tmp_path / "Ses01F_impro01.txt",
+                b"Ses01F_impro01_F000 [006.2901-008.2357]: Excuse me.\n"
+                b"M: [BREATHING]\n"
+                b"Ses01F_impro01_MXX0 [012.0000-013.0000]: [LAUGHTER]\n"
+                b"Ses01M_script01_1_FXX1 [012.0000-013.0000]: [GARBAGE]\n"
+                b"Ses01F_impro01_M000 [010.0100-011.3925]:No space \xe9\n"
+                b"\n")
     assert ds._iemocap_transcripts(tmp_path) == {
         "Ses01F_impro01_F000": "Excuse me.", "Ses01F_impro01_M000": "No space \ufffd"}
 
@@ -447,6 +461,156 @@ def test_manifest_errors_name_the_file(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------
+# awkward layouts: labels, transcripts, ids, stray files (small corpora without audio)
+# ------------------------------------------------------------------------------------------
+
+IEMOCAP_DIALOGS = {  # session -> dialog -> [(utt_id, raw label)]
+    1: {"Ses01F_impro01": [("Ses01F_impro01_F000", "neu"), ("Ses01F_impro01_M000", "ang"),
+                           ("Ses01F_impro01_F001", "fru"), ("Ses01F_impro01_M001", "xxx")]},
+    2: {"Ses02M_script01_1": [("Ses02M_script01_1_M000", "sad"),
+                              ("Ses02M_script01_1_F000", "hap")]},
+}
+
+
+def make_iemocap_without_audio(root: Path, *, skip_transcript: str = "") -> Path:
+    """A two-session IEMOCAP-format corpus (no audio: loaded with check_audio=False)."""
+    for session, dialogs in IEMOCAP_DIALOGS.items():
+        base = root / f"Session{session}" / "dialog"
+        for dialog, turns in dialogs.items():
+            write_bytes(base / "EmoEvaluation" / f"{dialog}.txt",
+                        HEADER + "".join(turn(2.0 * i, 2.0 * i + 1, u, lab)
+                                         for i, (u, lab) in enumerate(turns)))
+            write_bytes(base / "transcriptions" / f"{dialog}.txt",
+                        "".join(f"{u} [00{2 * i}.0000-00{2 * i + 1}.0000]: Words of {u}.\n"
+                                for i, (u, _) in enumerate(turns) if u != skip_transcript))
+    return root
+
+
+def make_msp_without_audio(root: Path, rows: list[tuple[str, str]] | None = None, *,
+                           skip_transcript: str = "") -> Path:
+    """An MSP-Podcast-format release: consensus labels and transcripts (no audio)."""
+    rows = rows or [("MSP_0001.wav", "A"), ("MSP_0002.wav", "N"), ("MSP_0003.wav", "C"),
+                    ("MSP_0004.wav", "S"), ("MSP_0005.wav", "X")]
+    lines = ["FileName,EmoClass,EmoAct,EmoVal,EmoDom,SpkrID,Gender,Split_Set"]
+    lines += [f"{name},{code},3,3,3,{i % 2},{'FM'[i % 2]},Train" for i, (name, code)
+              in enumerate(rows)]
+    write_bytes(root / "Labels" / "labels_consensus.csv", "\n".join(lines) + "\n")
+    for name, _ in rows:
+        stem = name[:-4]
+        if stem != skip_transcript:
+            write_bytes(root / "Transcripts" / f"{stem}.txt", f"words of {stem}\n")
+    return root
+
+
+@pytest.mark.parametrize("kind", ["iemocap", "msp_podcast", "manifest"])
+def test_layout_unknown_labels_are_dropped_and_counted_or_refused(tmp_path, kind):
+    if kind == "iemocap":
+        df = load_quietly(load_iemocap, make_iemocap_without_audio(tmp_path / "iem"),
+                          check_audio=False)
+        assert df.attrs["dropped_labels"] == {"fru": 1, "xxx": 1}
+        assert len(df) == 4
+    elif kind == "msp_podcast":
+        df = load_quietly(load_msp_podcast, make_msp_without_audio(tmp_path / "msp"),
+                          check_audio=False)
+        assert df.attrs["dropped_labels"] == {"C": 1, "X": 1}
+        assert len(df) == 3
+    else:
+        csv = write_bytes(tmp_path / "list.csv",
+                          "path,label\na.wav,sad\nb.wav,bored\nc.wav,bored\n")
+        with pytest.raises(ValueError) as err:
+            load_manifest(csv, check_audio=False)
+        msg = str(err.value)
+        assert str(csv) in msg and "'bored' (2 rows)" in msg and "label_map" in msg
+        assert all(c in msg for c in CLASSES)
+        return
+    assert set(df["label"]) <= set(CLASSES)
+
+
+@pytest.mark.parametrize("kind", ["iemocap", "msp_podcast"])
+def test_layout_missing_transcript_leaves_text_empty_with_a_warning(tmp_path, kind):
+    if kind == "iemocap":
+        lost = "Ses01F_impro01_M000"
+        root = make_iemocap_without_audio(tmp_path / "iem", skip_transcript=lost)
+        with pytest.warns(UserWarning, match=rf"1 of 4 utterances have no transcript.*{lost}"):
+            df = load_iemocap(root, check_audio=False)
+    else:
+        lost = "MSP_0002"
+        root = make_msp_without_audio(tmp_path / "msp", skip_transcript=lost)
+        with pytest.warns(UserWarning, match=r"1 of 3 utterances have no transcript"):
+            df = load_msp_podcast(root, check_audio=False)
+    text = df.set_index("utt_id")["text"]
+    assert text[lost] == "" and (text.drop(lost) != "").all()
+    assert df.attrs["missing_text"] == 1
+
+
+@pytest.mark.parametrize("kind", ["iemocap", "msp_podcast", "manifest"])
+def test_layout_duplicate_utterance_ids_name_the_file(tmp_path, kind):
+    if kind == "iemocap":
+        root = make_iemocap_without_audio(tmp_path / "iem")
+        extra = write_bytes(root / "Session2/dialog/EmoEvaluation/Ses02M_impro02.txt",
+                            HEADER + turn(1.0, 2.0, "Ses02M_script01_1_M000", "sad"))
+        with pytest.raises(ValueError) as err:
+            load_quietly(load_iemocap, root, check_audio=False)
+        msg = str(err.value)
+        assert "'Ses02M_script01_1_M000'" in msg
+        assert str(extra.relative_to(root)) in msg  # both files that list the id
+        assert "Session2/dialog/EmoEvaluation/Ses02M_script01_1.txt" in msg
+        assert "Expected layout" in msg
+    elif kind == "msp_podcast":
+        root = make_msp_without_audio(tmp_path / "msp",
+                                      [("MSP_0001.wav", "A"), ("MSP_0001.wav", "N")])
+        with pytest.raises(ValueError, match="duplicate utterance ids") as err:
+            load_quietly(load_msp_podcast, root, check_audio=False)
+        assert "labels_consensus.csv" in str(err.value) and "MSP_0001" in str(err.value)
+    else:
+        csv = write_bytes(tmp_path / "list.csv", "path,label\nx/a.wav,sad\ny/a.wav,happy\n")
+        with pytest.raises(ValueError, match="duplicate utterance ids") as err:
+            load_manifest(csv, check_audio=False)
+        assert str(csv) in str(err.value) and "'a'" in str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["iemocap", "msp_podcast"])
+def test_layout_stray_files_in_label_folders_are_skipped(tmp_path, kind):
+    if kind == "iemocap":
+        clean = load_quietly(load_iemocap, make_iemocap_without_audio(tmp_path / "clean"),
+                             check_audio=False)
+        root = make_iemocap_without_audio(tmp_path / "iem")
+        ev = root / "Session1" / "dialog" / "EmoEvaluation"
+        write_bytes(ev / "README.txt", "Notes of the annotators, not a dialog.\n")
+        write_bytes(ev / ".DS_Store", b"\x00\x00\x00\x01Bud1\x00")
+        write_bytes(ev / "._Ses01F_impro01.txt",
+                    b"\x00\x05\x16\x07" + turn(1.0, 2.0, "Ses01F_x_F000", "ang").encode())
+        write_bytes(ev / "Ses01F_impro01.doc", turn(1.0, 2.0, "Ses01F_doc_F000", "ang"))
+        write_bytes(ev / "Categorical" / "Ses01F_impro01_e1_cat.txt",
+                    turn(1.0, 2.0, "Ses01F_cat_F000", "sad"))
+        with pytest.warns(UserWarning, match=r"have no turn line.*README\.txt"):
+            df = load_iemocap(root, check_audio=False)
+    else:
+        clean = load_quietly(load_msp_podcast, make_msp_without_audio(tmp_path / "clean"),
+                             check_audio=False)
+        root = make_msp_without_audio(tmp_path / "msp")
+        write_bytes(root / "Labels" / "labels_detailed.csv",
+                    "FileName,EmoClass\nMSP_9999.wav,A\n")
+        write_bytes(root / "Labels" / "README.txt", "release notes\n")
+        write_bytes(root / "Labels" / ".DS_Store", b"\x00\x00\x00\x01Bud1\x00")
+        df = load_quietly(load_msp_podcast, root, check_audio=False)
+    pd.testing.assert_frame_equal(df.drop(columns="path"), clean.drop(columns="path"))
+
+
+@pytest.mark.parametrize("kind, layout_word", [("iemocap", "EmoEvaluation"),
+                                               ("msp_podcast", "labels_consensus.csv"),
+                                               ("manifest", "path,label")])
+def test_layout_folder_that_is_not_a_corpus_names_it_and_the_expected_layout(
+        tmp_path, kind, layout_word):
+    folder = tmp_path / "holiday_photos"
+    write_bytes(folder / "IMG_0001.jpg", b"\xff\xd8\xff\xe0")
+    with pytest.raises(ValueError) as err:
+        load_quietly(load_dataset, kind, folder)
+    msg = str(err.value)
+    assert "holiday_photos" in msg and layout_word in msg
+
+
+# ------------------------------------------------------------------------------------------
 # dispatch, durations, demo wrapper
 # ------------------------------------------------------------------------------------------
 
@@ -462,11 +626,9 @@ def test_load_dataset_dispatch(tmp_path, iemocap):
     assert df["label"].tolist() == ["sad"]
 
 
-def test_load_dataset_unknown_kind(tmp_path):
-    with pytest.raises(ValueError) as err:
-        load_dataset("ravdess", tmp_path)
-    for kind in ("ravdess", *DATASET_KINDS):
-        assert kind in str(err.value)
+def test_param_unknown_dataset_lists_valid_values(tmp_path):
+    assert_refused_listing(lambda: load_dataset("iemocap_dmeo", tmp_path / "x"), "dataset",
+                           ("iemocap_dmeo", *DATASET_KINDS), tmp_path)
 
 
 def test_durations(tmp_path):

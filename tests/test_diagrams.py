@@ -2,29 +2,24 @@
 import itertools
 
 import matplotlib
-import pandas as pd
 import pytest
+from conftest import utterance_table
 
 matplotlib.use("Agg")
 
 from ser_utils import diagrams, folds, models  # noqa: E402
-from ser_utils.systems import FUSION_SYSTEMS, SYSTEMS  # noqa: E402
-
-LABELS = ("angry", "happy", "sad", "neutral")
+from ser_utils.systems import CLASSES, FUSION_SYSTEMS, SYSTEMS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def corpus():
     """Three sessions x (improvised, script01, script03), two speakers each, 8 utterances per
     (session, speaker, script): every class in every cell."""
-    rows = []
-    for session, gender, script in itertools.product("123", "FM", ("", "script01", "script03")):
-        for i in range(8):
-            rows.append({"utt_id": f"Ses{session}{gender}_{script or 'impro'}_{i}",
-                         "label": LABELS[i % 4], "speaker": f"Ses{session}{gender}",
-                         "session": session, "script": script, "gender": gender, "split": "",
-                         "text": "", "path": ""})
-    df = pd.DataFrame(rows)
+    cells = list(itertools.product("123", "FM", ("", "script01", "script03")))
+    df = utterance_table([(session, gender, script, CLASSES[i % 4])
+                          for session, gender, script in cells for i in range(8)])
+    df["utt_id"] = [f"Ses{session}{gender}_{script or 'impro'}_{i}"
+                    for session, gender, script in cells for i in range(8)]
     tables = {c: folds.fold_table(df, folds.make_folds(df, c, n_folds=3))
               for c in ("random", "speaker", "speaker_script")}
     return df, tables

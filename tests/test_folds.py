@@ -1,7 +1,16 @@
-"""Fold invariants of ser_utils.folds on random metadata (hypothesis property tests)."""
+"""Folds of ser_utils.folds: invariants on random metadata (hypothesis property tests), the
+leakage checks on deliberately leaky folds, inner validation splits (also with speakers
+confounded with classes), fold tables on disk, and unknown criteria refused."""
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import (
+    SCRIPTS,
+    assert_refused_listing,
+    confounded_speakers,
+    synthetic_meta,
+    utterance_table,
+)
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -14,26 +23,9 @@ from ser_utils.folds import (
     inner_split,
     make_folds,
 )
+from ser_utils.systems import CLASSES as LABELS
 
-LABELS = ("angry", "happy", "sad", "neutral")
-SCRIPTS = ("", "script01", "script02", "script03")
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def _meta(rows, *, with_session=True):
-    """Loader-like metadata from (session, gender, script, label) tuples."""
-    session, gender, script, label = (list(c) for c in zip(*rows))
-    return pd.DataFrame({
-        "utt_id": [f"utt{i:04d}" for i in range(len(rows))],
-        "path": "",
-        "label": label,
-        "speaker": [f"Ses{s}{g}" for s, g in zip(session, gender)],
-        "gender": gender,
-        "session": [str(s) if with_session else "" for s in session],
-        "script": script,
-        "text": "",
-        "split": "",
-    })
 
 
 # IEMOCAP-like metadata: 2..5 sessions, two speakers each, scripted and improvised utterances.
@@ -47,7 +39,7 @@ def iemocap_like(draw, min_sessions=2, max_sessions=5):
     rows = [(s, g, sc, LABELS[i % 4] if i < 20 else lab) for i, (s, g, sc, lab) in enumerate(rows)]
     # every session present at least once, so the groups are exactly 1..n_sessions
     rows += [(s, "F", "", "neutral") for s in range(1, n_sessions + 1)]
-    return _meta(rows)
+    return utterance_table(rows)
 
 
 def _assert_test_folds_disjoint(folds, n):
@@ -95,7 +87,7 @@ def test_speaker_folds_leave_one_session_out(df):
 def test_speaker_folds_group_k_fold_without_sessions(n_speakers, n, seed):
     rng = np.random.default_rng(seed)
     rows = [(int(s), "F", "", LABELS[i % 4]) for i, s in enumerate(rng.integers(0, n_speakers, n))]
-    df = _meta(rows, with_session=False)
+    df = utterance_table(rows, with_session=False)
     folds = make_folds(df, "speaker", n_folds=5, seed=seed)
     assert len(folds) == 5
     counts = _assert_test_folds_disjoint(folds, len(df))
@@ -122,14 +114,14 @@ def test_speaker_script_folds(df):
 
 
 def test_speaker_script_needs_scripts():
-    df = _meta([(s, "F", "", LABELS[i % 4]) for i, s in enumerate([1, 2, 3] * 10)])
+    df = utterance_table([(s, "F", "", LABELS[i % 4]) for i, s in enumerate([1, 2, 3] * 10)])
     with pytest.raises(ValueError, match="script"):
         make_folds(df, "speaker_script")
 
 
 def test_predefined_split():
     rows = [(i % 7, "F", "", LABELS[i % 4]) for i in range(40)]
-    df = _meta(rows, with_session=False)
+    df = utterance_table(rows, with_session=False)
     df["split"] = ["Train"] * 20 + ["Development"] * 8 + ["Test1"] * 8 + ["Test2"] * 4
     # speakers must not cross train/test: give the test rows their own speakers
     df.loc[28:, "speaker"] = [f"test_spk{i % 3}" for i in range(12)]
@@ -149,7 +141,7 @@ def test_predefined_split():
 @pytest.fixture
 def small_df():
     rows = [(1 + i % 3, "FM"[i % 2], SCRIPTS[i % 4], LABELS[i % 4]) for i in range(60)]
-    return _meta(rows)
+    return utterance_table(rows)
 
 
 def test_check_folds_rejects_leaky_folds(small_df):
@@ -197,11 +189,11 @@ def test_fold_table_round_trip(df, criterion, seed):
     assert set(table.role) <= {"train", "test", "unused"}
     back = folds_from_table(table, df)
     assert len(back) == len(folds)
-    for (a, b), (c, d) in zip(folds, back):
+    for (a, b), (c, d) in zip(folds, back, strict=True):
         assert np.array_equal(a, c) and np.array_equal(b, d)
     # read against the metadata in another row order: same utterances per fold
     shuffled = df.sample(frac=1, random_state=seed).reset_index(drop=True)
-    for (tr, te), (tr2, te2) in zip(folds, folds_from_table(table, shuffled)):
+    for (tr, te), (tr2, te2) in zip(folds, folds_from_table(table, shuffled), strict=True):
         assert set(df.utt_id.iloc[te]) == set(shuffled.utt_id.iloc[te2])
         assert set(df.utt_id.iloc[tr]) == set(shuffled.utt_id.iloc[tr2])
 
@@ -211,16 +203,15 @@ def test_fold_table_parquet_round_trip(tmp_path, small_df):
     path = tmp_path / "speaker.parquet"
     fold_table(small_df, folds).to_parquet(path, index=False)
     back = folds_from_table(pd.read_parquet(path), small_df)
-    assert all(np.array_equal(a, c) and np.array_equal(b, d) for (a, b), (c, d) in zip(folds, back))
+    assert all(np.array_equal(a, c) and np.array_equal(b, d)
+               for (a, b), (c, d) in zip(folds, back, strict=True))
     with pytest.raises(ValueError, match="disagree"):
         folds_from_table(pd.read_parquet(path), small_df.iloc[:-1])
 
 
-def test_unknown_criterion_lists_valid_values(small_df):
-    with pytest.raises(ValueError) as err:
-        make_folds(small_df, "by_gender")
-    for c in CRITERIA:
-        assert c in str(err.value)
+def test_unknown_criterion_lists_valid_values(small_df, tmp_path):
+    assert_refused_listing(lambda: make_folds(small_df, "by_gender"), "criterion", CRITERIA,
+                           tmp_path)
     with pytest.raises(ValueError, match="speaker_script"):
         check_folds(small_df, [], "nope")
 
@@ -228,7 +219,7 @@ def test_unknown_criterion_lists_valid_values(small_df):
 def _with_every_class_in_every_session(df):
     """Add one improvised utterance per (session, class): a split with every class exists."""
     rows = [(int(s), "M", "", lab) for s in sorted(df.session.unique()) for lab in LABELS]
-    extra = _meta(rows)
+    extra = utterance_table(rows)
     extra["utt_id"] = [f"extra{i:04d}" for i in range(len(extra))]
     return pd.concat([df, extra], ignore_index=True)
 
@@ -279,22 +270,9 @@ def test_inner_split_speaker_script_on_iemocap_format_fixture(tmp_path):
         assert not set(val) & set(test)
 
 
-def _confounded(n_speakers=12, seed=0):
-    """Speakers covering one or two classes, very unbalanced (a real corpus's shape)."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for k in range(n_speakers):
-        classes = [LABELS[k % 4]] + ([LABELS[(k + 1) % 4]] if k % 3 == 0 else [])
-        for i in range(int(rng.integers(3, 40))):
-            rows.append((k, "F", "", classes[i % len(classes)]))
-    df = _meta(rows, with_session=False)
-    df["speaker"] = [f"spk{r[0]:02d}" for r in rows]
-    return df
-
-
 @pytest.mark.parametrize("seed", range(5))
 def test_inner_split_with_speakers_confounded_with_classes(seed):
-    df = _confounded(seed=seed)
+    df = confounded_speakers(seed=seed)
     train = np.arange(len(df))
     fit, val = inner_split(df, train, seed=seed, criterion="speaker")
     assert set(df.label.iloc[val]) == set(LABELS) == set(df.label.iloc[fit])
@@ -302,7 +280,7 @@ def test_inner_split_with_speakers_confounded_with_classes(seed):
 
 
 def test_inner_split_says_what_to_do_when_no_split_exists():
-    df = _confounded()
+    df = confounded_speakers()
     only = df.label == "angry"
     df.loc[only, "speaker"] = "spk_angry"  # one speaker holds every angry utterance
     with pytest.raises(ValueError, match="angry.*spk_angry|epoch_protocol"):
@@ -311,7 +289,30 @@ def test_inner_split_says_what_to_do_when_no_split_exists():
 
 def test_inner_split_uses_development_split():
     rows = [(i % 7, "F", "", LABELS[i % 4]) for i in range(30)]
-    df = _meta(rows, with_session=False)
+    df = utterance_table(rows, with_session=False)
     df["split"] = ["Train"] * 20 + ["Development"] * 5 + ["Test1"] * 5
     fit, val = inner_split(df, np.arange(25), seed=0, criterion="predefined")
     assert fit.tolist() == list(range(20)) and val.tolist() == list(range(20, 25))
+
+
+# -- leakage: deliberately leaky input must raise ---------------------------------------------
+def test_leakage_folds_are_checked_when_made_speaker_overlap():
+    meta = synthetic_meta()
+    # one utterance of session 2 credited to a session-1 speaker: leave-one-session-out folds
+    # would then have that speaker on both sides
+    meta.loc[meta.index[meta.session == "2"][0], "speaker"] = "Ses01F"
+    with pytest.raises(LeakageError, match=r"speakers \['Ses01F'\] are in both"):
+        make_folds(meta, "speaker")
+    make_folds(meta, "random")  # RAND promises nothing about speakers
+
+
+def test_leakage_folds_are_checked_script_overlap():
+    meta = synthetic_meta()
+    good = make_folds(meta, "speaker_script")
+    test = good[0][1]
+    # a held-out script03 test utterance relabelled script01, which fold 0 trains on
+    meta.loc[test[meta.script.to_numpy()[test] == "script03"][0], "script"] = "script01"
+    with pytest.raises(LeakageError, match="scripts .* in both"):
+        check_folds(meta, good, "speaker_script")
+
+

@@ -15,9 +15,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from ser_utils import experiment as E
 from ser_utils import inference as I
-from ser_utils import reporting
 from ser_utils import training as T
 from ser_utils.features import acoustic
 from ser_utils.features.text import embed_text, text_encoder_info
@@ -54,8 +52,9 @@ def corpus(tmp_path_factory):
         rows.append({"utt_id": f"utt{i:02d}", "path": str(path), "label": label,
                      "text": TEXTS[label]})
     meta = pd.DataFrame(rows)
-    audio = dict(zip(meta.utt_id, I.extract_llds(meta.path)))
-    bert = dict(zip(meta.utt_id, embed_text(meta.text.tolist(), model="bundled")))
+    audio = dict(zip(meta.utt_id, I.extract_llds(meta.path), strict=True))
+    bert = dict(zip(meta.utt_id, embed_text(meta.text.tolist(), model="bundled"),
+                    strict=True))
     data = T.ExperimentData(meta, audio=audio, bert=bert)
     return {"root": root, "meta": meta, "data": data,
             "train": np.arange(18), "test": np.arange(18, 24)}
@@ -236,53 +235,3 @@ def test_descriptors_after_tensorflow_run_in_a_worker(corpus):
                          cwd=PROJECT, timeout=600)
     assert res.returncode == 0, res.stderr
     np.testing.assert_array_equal(np.load(out), corpus["data"].audio["utt00"])
-
-
-def test_best_fusion_system_reads_the_fusion_stage(tmp_path):
-    from ser_utils import config
-    from ser_utils.features.cache import write_parquet
-
-    settings = config.resolve(profile="smoke", data_dir=str(tmp_path / "data"),
-                              results_dir=str(tmp_path / "results"))
-    d = settings.datasets[0]
-    assert E.best_fusion_system(settings, d) == "ef_pt"  # no predictions yet: the default
-    rows = []
-    for system, right in (("ef_cs", 4), ("lf_pt", 8), ("ef_pt", 6)):  # correct of 8 utterances
-        for i in range(8):
-            label = CLASSES[i % 4]
-            p = np.full(4, 0.1)
-            p[CLASSES.index(label) if i < right else (CLASSES.index(label) + 1) % 4] = 0.7
-            rows.append({"utt_id": f"u{i}", "label": label, "fold": i % 2, "seed": 0,
-                         "system": system, **dict(zip([f"p_{c}" for c in CLASSES], p))})
-    preds = pd.DataFrame(rows)
-    for system, part in preds.groupby("system"):
-        write_parquet(settings.stage_dir(d, "fusion") / "predictions" / f"{system}.parquet", part)
-    assert E.best_fusion_system(settings, d) == "lf_pt"
-
-
-def test_cli_command():
-    cmd = E.cli_command("m", ["a.wav", "b.wav"], ["hello there", None])
-    assert cmd == ["python", "-m", "ser_utils", "predict", "--model", "m", "--wav", "a.wav",
-                   "b.wav", "--text", "hello there", ""]
-    assert "--text" not in E.cli_command("m", ["a.wav"])
-
-
-def test_shown_command_hides_machine_folders():
-    cmd = E.cli_command("/abs/results/quick/iemocap/inference/job", ["/abs/data/a b.wav"],
-                        ["it's fine"])
-    line = E.shown_command(cmd, {"/abs/results/quick": "$RESULTS", "/abs/data": "$DATA",
-                                 "/abs": "$ROOT"})
-    assert "/abs" not in line
-    assert line.startswith("python -m ser_utils predict --model $RESULTS/iemocap/inference/job")
-    assert "'$DATA/a b.wav'" in line  # quoting kept from shlex.join
-    assert "'it'\"'\"'s fine'" in line
-
-
-def test_inference_findings():
-    check = pd.Series({"utterances": 26, "max_abs_diff": 2e-7, "same_class": 1.0})
-    table = pd.DataFrame({"label": ["angry", "sad", "happy"],
-                          "predicted": ["angry", "sad", "sad"]})
-    text = reporting.inference_findings(check, table)
-    assert "on 26 test utterances" in text and "2.0e-07" in text and "100 %" in text
-    assert "predicts the annotated class for 2" in text and "3 held-out" in text
-    assert "could not be compared" in reporting.inference_findings(pd.Series(dtype=float), table)

@@ -1,12 +1,19 @@
-"""Text-branch features (ser_utils.features.text, paper Sec. 2.1), on the bundled offline models."""
+"""Text-branch features (ser_utils.features.text, paper Sec. 2.1), on the bundled offline models.
+
+Cleaning and tokenising, BERT against transformers, GloVe, the cached encoders; and the awkward
+transcripts a corpus has (empty, whitespace only, not UTF-8, longer than BERT's 512 word
+pieces, other scripts, annotator tags) through both encoders.
+"""
 import json
 import os
+import types
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from ser_utils import datasets
 from ser_utils.features import text as T
 from ser_utils.features.cache import config_hash, load_sequences
 
@@ -71,7 +78,7 @@ def test_embed_text_matches_transformers(bundled):
     # batch_size=2: several batches, each padded, processed longest first
     got = T.embed_text(texts, model="bundled", layers=4, batch_size=2)
     assert len(got) == len(texts)
-    for text, g in zip(texts, got):
+    for text, g in zip(texts, got, strict=True):
         want = reference(text, tok, model)
         assert g.dtype == np.float32
         assert g.shape == want.shape == (len(tok(text)["input_ids"]), 384)
@@ -199,7 +206,7 @@ def test_bert_encoder_cache(tmp_path, monkeypatch):
     first = bert.extract(df, dataset="toy", progress=False)
     assert list(first) == list(df.utt_id)
     direct = T.embed_text(df.text, model="bundled")
-    for k, d in zip(df.utt_id, direct):
+    for k, d in zip(df.utt_id, direct, strict=True):
         np.testing.assert_allclose(first[k], d, atol=1e-5)
 
     monkeypatch.setattr(T, "_load_bert", _no_model)
@@ -268,7 +275,7 @@ def test_glove_encoder_resumes(tmp_path, monkeypatch):
     assert calls == [2, 2, 2, 1]
     assert list(out) == list(df.utt_id)
     want = real(df.text)
-    for k, w in zip(df.utt_id, want):
+    for k, w in zip(df.utt_id, want, strict=True):
         np.testing.assert_array_equal(out[k], w)
     assert out["u0"].shape == (3, 50)
 
@@ -290,3 +297,82 @@ def test_text_encoder_info():
     assert bert["dim"] == 384 and bert["n_hidden_states"] == 7
     glove = T.text_encoder_info("glove", "bundled")
     assert glove["dim"] == 50 and glove["encoder"] == "glove"
+
+
+# -- awkward transcripts through both encoders -----------------------------------------------
+LONG_WORDS = 600  # "emotion" is one word piece: 600 + [CLS] + [SEP] > 512
+TEXTS = {
+    "plain": "yes I know",
+    "empty": "",
+    "whitespace": " \t\n  ",
+    "non_utf8_bytes": b"caf\xe9 \xff friend",             # Latin-1 bytes, not UTF-8
+    "non_utf8_decoded": "caf\ufffd \ufffd friend",        # as the loaders decode such a file
+    "non_utf8_reference": "caf friend",
+    "long": " ".join(["emotion"] * LONG_WORDS),
+    "non_english": "¿Qué tal? 日本語 café Привет",
+    "tags": "[LAUGHTER] yes I [BREATHING] know [GARBAGE]",
+}
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    """BERT (bundled MiniLM) and GloVe (bundled 6B-50d) features of every text case."""
+    cache = tmp_path_factory.mktemp("text") / "cache"
+    df = pd.DataFrame({"utt_id": list(TEXTS), "text": pd.Series(list(TEXTS.values()),
+                                                                dtype=object)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bert = T.BertEncoder("bundled", cache_dir=cache).extract(df, dataset="robust",
+                                                                 progress=False)
+        glove = T.GloveEncoder("bundled", cache_dir=cache).extract(df, dataset="robust",
+                                                                   progress=False)
+    return types.SimpleNamespace(bert=bert, glove=glove, cache=cache,
+                                 warnings=[str(w.message) for w in caught])
+
+
+def test_text_empty_transcript(text_run):
+    # BERT keeps [CLS] [SEP]: two rows; GloVe has no word: zero rows (masked downstream)
+    assert text_run.bert["empty"].shape == (2, 384)
+    assert text_run.glove["empty"].shape == (0, 50)
+    assert np.isfinite(text_run.bert["empty"]).all()
+
+
+def test_text_whitespace_only_equals_empty(text_run):
+    np.testing.assert_allclose(text_run.bert["whitespace"], text_run.bert["empty"], atol=1e-5)
+    assert text_run.glove["whitespace"].shape == (0, 50)
+
+
+def test_text_non_utf8_bytes_cost_only_the_bad_characters(text_run, tmp_path):
+    # bytes are decoded as the loaders decode files (invalid -> U+FFFD) ...
+    for enc in ("bert", "glove"):
+        feats = getattr(text_run, enc)
+        np.testing.assert_array_equal(feats["non_utf8_bytes"], feats["non_utf8_decoded"])
+        # ... and U+FFFD is dropped: the rest of the transcript is kept as it was
+        np.testing.assert_allclose(feats["non_utf8_bytes"], feats["non_utf8_reference"],
+                                   atol=1e-4)
+        assert len(feats["non_utf8_bytes"]) > (2 if enc == "bert" else 0)
+    # a transcript column with non-UTF-8 bytes loads (U+FFFD) instead of crashing
+    (tmp_path / "m.csv").write_bytes(b"path,label,text\na.wav,sad,caf\xe9 \xff friend\n")
+    df = datasets.load_manifest(tmp_path / "m.csv", check_audio=False)
+    assert df["text"].iloc[0] == TEXTS["non_utf8_decoded"]
+
+
+def test_text_longer_than_512_word_pieces_is_truncated_with_one_warning(text_run):
+    assert text_run.bert["long"].shape == (512, 384)
+    assert np.isfinite(text_run.bert["long"]).all()
+    assert text_run.glove["long"].shape == (LONG_WORDS, 50)  # GloVe has no length limit
+    cut = [w for w in text_run.warnings if "exceed max_length=512" in w]
+    assert len(cut) == 1 and cut[0].startswith(f"1 of {len(TEXTS)} transcripts")
+
+
+def test_text_non_english_characters(text_run):
+    b, g = text_run.bert["non_english"], text_run.glove["non_english"]
+    assert b.shape[0] > 10 and np.isfinite(b).all()  # word pieces for every script
+    assert 0 < g.shape[0] <= 7 and np.isfinite(g).all()  # out-of-vocabulary words dropped
+
+
+def test_text_iemocap_noise_tags_are_removed(text_run):
+    # [LAUGHTER], [BREATHING], [GARBAGE] are annotator markup, not words (clean_transcript)
+    assert T.clean_transcript(TEXTS["tags"]) == TEXTS["plain"]
+    np.testing.assert_allclose(text_run.bert["tags"], text_run.bert["plain"], atol=1e-5)
+    np.testing.assert_array_equal(text_run.glove["tags"], text_run.glove["plain"])

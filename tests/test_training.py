@@ -1,6 +1,9 @@
 """Training protocol and grid runner (ser_utils.training) on a tiny synthetic dataset.
 
-60 utterances, 3 sessions x 2 speakers, features with a class signal; one epoch per job.
+60 utterances, 3 sessions x 2 speakers, features with a class signal (``conftest``); one epoch
+per job. Also: leakage that must be refused (fold tables, normaliser, epoch selection), the same
+seed giving identical metrics, a killed grid resuming, unknown names refused before any work,
+and batch-norm statistics on a small corpus of short sequences.
 """
 import json
 import os
@@ -8,70 +11,49 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import (
+    assert_refused_listing,
+    run_until_marker,
+    short_sequences,
+    synthetic_corpus,
+    write_corpus_files,
+)
 
+from ser_utils import config
 from ser_utils import folds as F
 from ser_utils import training as T
-from ser_utils.features.acoustic import AUDIO_DIM
+from ser_utils.features.acoustic import AUDIO_DIM, Normaliser
+from ser_utils.features.cache import write_parquet
+from ser_utils.metrics import CLASSES, PROBA_COLUMNS, score_predictions
 from ser_utils.training import fitting
 from ser_utils.training.batches import predict
 from ser_utils.training.data import inputs, labels
-from ser_utils.features.cache import save_sequences, write_parquet
-from ser_utils.metrics import CLASSES, PROBA_COLUMNS, score_predictions
+from ser_utils.training.layout import normaliser_path
 
-N, BERT_DIM, GLOVE_DIM = 60, 16, 8
 PRED_COLUMNS = ["utt_id", "label", "fold", "seed", "system", "size", "criterion", "dataset",
                 *PROBA_COLUMNS]
 
 
-def _synthetic(seed=0):
-    rng = np.random.default_rng(seed)
-    i = np.arange(N)
-    session = 1 + (i // 2) % 3
-    gender = np.where(i % 2, "M", "F")
-    label = (i // 6) % 4  # each of the 6 speakers has all four classes
-    meta = pd.DataFrame({
-        "utt_id": [f"Ses{s:02d}{g}_{i:03d}" for i, (s, g) in enumerate(zip(session, gender))],
-        "path": "", "label": [CLASSES[k] for k in label],
-        "speaker": [f"Ses{s:02d}{g}" for s, g in zip(session, gender)], "gender": gender,
-        "session": session.astype(str),
-        "script": np.array(["", "script01", "script02", "script03"])[(np.arange(N) // 4) % 4],
-        "text": "", "split": ""})
-    audio, bert, glove = {}, {}, {}
-    for i, u in enumerate(meta.utt_id):
-        lld = rng.normal(size=(int(rng.integers(20, 41)), 18)) + 1.0
-        lld[:, 0] = np.where(rng.random(len(lld)) < 0.8, 150 + 20 * rng.normal(size=len(lld)), 0)
-        lld[:, 4 + label[i]] += 2.0  # class signal in loudness / first MFCCs
-        audio[u] = lld.astype(np.float32)
-        n_tok = int(rng.integers(3, 9))
-        b = rng.normal(size=(n_tok, BERT_DIM)).astype(np.float32)
-        b[:, label[i]] += 1.5
-        bert[u] = b
-        g = rng.normal(size=(n_tok, GLOVE_DIM)).astype(np.float32)
-        g[:, label[i]] += 1.5
-        glove[u] = g
-    return meta, audio, bert, glove
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Data files and the speaker fold table of the synthetic dataset, as notebooks 00-02
+    leave them (``<root>/folds/speaker.parquet`` beside the stage folders)."""
+    root = tmp_path_factory.mktemp("grid")
+    meta, feats = synthetic_corpus()
+    files, folds = write_corpus_files(root, meta, feats)
+    return {"root": root, "files": {k: str(v) for k, v in files.items()}, "feats": feats,
+            "data": T.ExperimentData.from_files(**files), "folds": folds, "meta": meta}
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    """Data files, the speaker folds written as the fold table, and four finished jobs."""
-    root = tmp_path_factory.mktemp("grid")
-    meta, audio, bert, glove = _synthetic()
-    files = {"meta": root / "utterances.parquet", "audio": root / "audio.npz",
-             "bert": root / "bert.npz", "glove": root / "glove.npz"}
-    write_parquet(files["meta"], meta)
-    for name, feats in (("audio", audio), ("bert", bert), ("glove", glove)):
-        save_sequences(files[name], feats)
-    folds = F.make_folds(meta, "speaker")
-    write_parquet(root / "folds" / "speaker.parquet", F.fold_table(meta, folds))
-    data = T.ExperimentData.from_files(**files)
-    out = root / "unimodal"
+def setup(corpus):
+    """The synthetic dataset and four finished jobs (lf_pt loads the audio / bert models)."""
+    out = corpus["root"] / "unimodal"
     preds = {}
-    for system in ("audio", "bert", "ef_cs", "lf_pt"):  # lf_pt loads the audio / bert models
+    for system in ("audio", "bert", "ef_cs", "lf_pt"):
         job = T.Job(system, "speaker", 0, 0, epochs=1, dataset="synthetic")
-        preds[system] = T.train_job(job, data, out_dir=out, pretrained_dir=out)
-    return {"root": root, "files": {k: str(v) for k, v in files.items()}, "data": data,
-            "folds": folds, "out": out, "preds": preds, "meta": meta}
+        preds[system] = T.train_job(job, corpus["data"], out_dir=out, pretrained_dir=out)
+    return {**corpus, "out": out, "preds": preds}
 
 
 def test_smoke_each_system_kind(setup):
@@ -106,9 +88,8 @@ def test_same_seed_same_predictions_other_seed_differs(setup):
 
 def test_crossmodal_fusion_job(setup, tmp_path):
     # xf_cs (fusion before pooling) runs through the same protocol as ef_cs: cold start, same
-    # folds and seed, lr 7e-4 with warm-up; reproducible like every other system.
-    xf = T.SYSTEMS["xf_cs"]
-    assert (xf.kind, xf.start, xf.inputs) == ("cross", "cold", ("bert", "audio"))
+    # folds and seed, lr 7e-4 with warm-up (its registry row: test_systems.py); reproducible
+    # like every other system.
     job = T.Job("xf_cs", "speaker", 0, 0, epochs=1, dataset="synthetic")
     preds = T.train_job(job, setup["data"], out_dir=tmp_path, folds=setup["folds"])
     test = setup["folds"][0][1]
@@ -145,6 +126,7 @@ def test_pretrained_fusion_trains_only_the_head(setup):
     """PT: the branches keep their unimodal weights; the returned full model and the head on
     precomputed branch outputs give the same probabilities."""
     import keras
+
     from ser_utils import models as M
 
     data, (train, test) = setup["data"], setup["folds"][0]
@@ -156,7 +138,8 @@ def test_pretrained_fusion_trains_only_the_head(setup):
     audio = M.build_audio_model(AUDIO_DIM)
     audio.load_weights(pretrained["audio"])
     for name in ("L_A1", "L_A1_bn", "L_A2", "L_A2_bn"):
-        for a, b in zip(model.get_layer(name).get_weights(), audio.get_layer(name).get_weights()):
+        for a, b in zip(model.get_layer(name).get_weights(), audio.get_layer(name).get_weights(),
+                        strict=True):
             np.testing.assert_array_equal(a, b)
     streams = inputs("ef_pt", data, test, norm)
     features, head = M.pretrained_parts(model)
@@ -177,24 +160,6 @@ def test_pretrained_fusion_needs_unimodal_models(setup, tmp_path):
         T.train_job(job, setup["data"], out_dir=tmp_path, folds=setup["folds"])
 
 
-def test_job_validation():
-    with pytest.raises(ValueError) as err:
-        T.Job("trimodal", "speaker", 0, 0)
-    assert all(s in str(err.value) for s in T.SYSTEMS)
-    with pytest.raises(ValueError, match="size"):
-        T.Job("audio", "speaker", 0, 0, size="huge")
-    with pytest.raises(ValueError, match="criterion"):
-        T.Job("audio", "by_mood", 0, 0)
-
-
-def test_normaliser_leakage_guard(setup):
-    train, test = setup["folds"][0]
-    norm = T.fit_normaliser(setup["data"], train, test_idx=test)
-    assert norm.mean_.shape == (18,)
-    with pytest.raises(F.LeakageError, match="test indices"):
-        T.fit_normaliser(setup["data"], np.append(train, test[:2]), test_idx=test)
-
-
 def test_class_weights_inverse_frequency():
     # counts 6, 2, 2, 0 (n = 10, 3 classes present): w = 10 / (3 * count)
     w = T.class_weights(np.array([0] * 6 + [1] * 2 + [2] * 2))
@@ -202,10 +167,11 @@ def test_class_weights_inverse_frequency():
 
 
 def test_missing_features_are_dropped(setup):
-    meta, audio, bert, glove = _synthetic()
+    meta, feats = setup["meta"], setup["feats"]
     train, test = setup["folds"][0]
     lost = [meta.utt_id[test[0]], meta.utt_id[train[0]]]
-    data = T.ExperimentData(meta, {u: a for u, a in audio.items() if u not in lost}, bert, glove)
+    data = T.ExperimentData(meta, {u: a for u, a in feats["audio"].items() if u not in lost},
+                            feats["bert"], feats["glove"])
     preds = T.train_job(T.Job("audio", "speaker", 0, 0, epochs=1), data, out_dir=".",
                         folds=setup["folds"], write=False)
     assert len(preds) == len(test) - 1 and lost[0] not in set(preds.utt_id)
@@ -286,25 +252,141 @@ def test_caller_folds_are_checked_for_leakage(setup):
                     out_dir=setup["out"], folds=leaky, write=False)
 
 
+# ------------------------------------------------------------------ leakage must be refused
+def test_leakage_duplicated_indices_are_refused(corpus, tmp_path):
+    meta, feats = corpus["meta"], corpus["feats"]
+    # a fold table edited on disk: a test utterance of fold 0 is also listed as training
+    table = F.fold_table(meta, corpus["folds"])
+    dup = table[(table.fold == 0) & (table.role == "test")].iloc[:1].assign(role="train")
+    write_parquet(tmp_path / "folds" / "speaker.parquet", pd.concat([table, dup]))
+    data = T.ExperimentData(meta, feats["audio"], glove=feats["glove"])
+    with pytest.raises(F.LeakageError):
+        T.train_job(T.Job("glove", "speaker", 0, 0, epochs=1), data, out_dir=tmp_path / "out",
+                    folds_dir=tmp_path / "folds")
+    assert not (tmp_path / "out").exists()  # refused before training
+
+
+def test_leakage_normaliser_is_fitted_on_training_indices_only(corpus, tmp_path):
+    meta, feats = corpus["meta"], corpus["feats"]
+    train, test = corpus["folds"][0]
+    data = T.ExperimentData(meta, feats["audio"], glove=feats["glove"])
+    assert T.fit_normaliser(data, train, test_idx=test).mean_.shape == (18,)
+    with pytest.raises(F.LeakageError, match="test indices"):
+        T.fit_normaliser(data, np.append(train, test[:3]), test_idx=test)
+    # poison the test utterances: statistics fitted on them would be far off
+    utt = meta.utt_id.to_numpy()
+    test_utts = set(utt[test])
+    poisoned = {u: a + 1e4 if u in test_utts else a for u, a in feats["audio"].items()}
+    data = T.ExperimentData(meta, poisoned, glove=feats["glove"])
+    job = T.Job("audio", "speaker", 0, 0, epochs=1)
+    T.train_job(job, data, out_dir=tmp_path, folds=corpus["folds"])
+    saved = json.loads(normaliser_path(tmp_path, job).read_text())
+    want = Normaliser().fit([feats["audio"][u] for u in utt[train]])
+    np.testing.assert_allclose(saved["mean"], want.mean_, rtol=1e-6)
+    np.testing.assert_allclose(saved["std"], want.std_, rtol=1e-6)
+
+
+def test_leakage_epoch_selection_never_sees_test_utterances(corpus):
+    feats = corpus["feats"]
+    data = T.ExperimentData(corpus["meta"], feats["audio"], glove=feats["glove"])
+    train, test = corpus["folds"][0]
+    # an explicit validation set that holds a test utterance
+    leaky_val = [(train, test, np.concatenate([train[:10], test[:1]]))]
+    with pytest.raises(F.LeakageError, match="validation utterances are in the test part"):
+        T.select_epochs("glove", data, leaky_val, seeds=(0,), max_epochs=1)
+    # a training part that holds test utterances: the inner split would fit or validate on them
+    leaky_train = [(np.union1d(train, test[:5]), test)]
+    with pytest.raises(F.LeakageError, match="utterances are in the test part"):
+        T.select_epochs("glove", data, leaky_train, seeds=(0,), max_epochs=1)
+
+
+# ------------------------------------------------------------------ unknown names
+REFUSED = {  # (what is unknown, entry point) -> the call
+    ("criterion", "Job"): lambda: T.Job("audio", "by_mood", 0, 0),
+    ("system", "Job"): lambda: T.Job("trimodal", "speaker", 0, 0),
+    ("system", "select_epochs"): lambda: T.select_epochs("trimodal", None, [], max_epochs=1),
+    ("size", "Job"): lambda: T.Job("audio", "speaker", 0, 0, size="huge"),
+}
+
+
+@pytest.mark.parametrize("what, entry", list(REFUSED))
+def test_param_unknown_names_list_valid_values(tmp_path, what, entry):
+    valid = {"criterion": F.CRITERIA, "system": T.SYSTEMS, "size": T.SIZES}[what]
+    assert_refused_listing(REFUSED[what, entry], what, valid, tmp_path)
+
+
+# ------------------------------------------------------------------ reproducibility, interruption
+def test_reproducibility_same_seed_gives_identical_metrics_twice(corpus, tmp_path):
+    """The smoke profile's seeds and epochs, every fold, audio and text: run the grid twice
+    into fresh folders and compare the metrics (the book's reproducibility check: the
+    notebooks only call this grid runner)."""
+    smoke = config.PROFILES["smoke"]
+    folds = corpus["folds"]
+    jobs = [T.Job(system, "speaker", k, seed, epochs=smoke.epochs, dataset="synthetic")
+            for system in ("audio", "glove") for k in range(len(folds)) for seed in smoke.seeds]
+    kw = {"folds_dir": corpus["root"] / "folds", "backend": "sequential", "progress": False}
+    first = T.run_grid(jobs, corpus["files"], out_dir=tmp_path / "first", **kw)
+    second = T.run_grid(jobs, corpus["files"], out_dir=tmp_path / "second", **kw)
+    assert len(first) == 2 * len(smoke.seeds) * sum(len(te) for _, te in folds)
+    pd.testing.assert_frame_equal(score_predictions(first), score_predictions(second),
+                                  check_exact=True)
+    pd.testing.assert_frame_equal(first, second, check_exact=True)
+
+
+GRID_CHILD = """
+    import json, sys, time
+    from pathlib import Path
+    import ser_utils  # opensmile before TensorFlow, as in every process of this project
+    from ser_utils import training as T
+    import keras
+
+    files, out_dir, marker = json.loads(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+    jobs = [T.Job("glove", "speaker", k, s, epochs=1, dataset="killed")
+            for k in (0, 1) for s in (0, 1)]
+
+    class DieInThirdJob(keras.callbacks.Callback):
+        started = 0
+
+        def on_train_begin(self, logs=None):
+            type(self).started += 1
+
+        def on_train_batch_end(self, batch, logs=None):
+            if type(self).started == 3:  # two jobs finished: die in the middle of training
+                marker.touch()
+                time.sleep(600)
+
+    T.run_grid(jobs, files, out_dir=out_dir, backend="sequential", progress=False,
+               callbacks=[DieInThirdJob()])
+"""
+
+
+@pytest.mark.slow
+def test_interruption_killed_training_grid_resumes_keeping_finished_jobs(corpus, tmp_path):
+    out, marker = corpus["root"] / "killed_grid", tmp_path / "killed.marker"
+    jobs = [T.Job("glove", "speaker", k, s, epochs=1, dataset="killed")
+            for k in (0, 1) for s in (0, 1)]
+    child = run_until_marker(GRID_CHILD, [json.dumps(corpus["files"]), str(out), str(marker)],
+                             marker, tmp_path)
+    done = {p.name for p in (out / "predictions").glob("*.parquet")}
+    assert done == {f"{j.stem}.parquet" for j in jobs[:2]}  # the killed job left nothing
+    before = {j: os.stat(T.prediction_path(out, j)).st_mtime_ns for j in jobs[:2]}
+
+    preds = T.run_grid(jobs, corpus["files"], out_dir=out, backend="sequential",
+                       progress=False)
+    for j in jobs[:2]:  # kept, not retrained: same file, trained by the killed process
+        assert os.stat(T.prediction_path(out, j)).st_mtime_ns == before[j]
+        assert json.loads((out / "logs" / f"{j.stem}.json").read_text())["pid"] == child
+    for j in jobs[2:]:
+        assert json.loads((out / "logs" / f"{j.stem}.json").read_text())["pid"] == os.getpid()
+    # the final result is complete: every job, every test utterance of its fold, once
+    for j in jobs:
+        part = preds[(preds.fold == j.fold) & (preds.seed == j.seed)]
+        assert sorted(part.utt_id) == sorted(corpus["meta"].utt_id.iloc[corpus["folds"][j.fold][1]])
+    proba = preds[list(PROBA_COLUMNS)].to_numpy()
+    assert np.isfinite(proba).all() and np.allclose(proba.sum(1), 1, atol=1e-5)
+
+
 # ------------------------------------------------------------------ batch-norm recalibration
-def _short_sequences(n=300, seed=0):
-    """A few hundred short utterances of 6 speakers, with a class signal (a small corpus)."""
-    rng = np.random.default_rng(seed)
-    label = np.arange(n) % 4
-    speaker = [f"spk{k % 6}" for k in range(n)]
-    meta = pd.DataFrame({"utt_id": [f"u{k:04d}" for k in range(n)], "label": np.asarray(CLASSES)[label],
-                         "speaker": speaker, "session": "", "script": "", "split": ""})
-    audio, bert = {}, {}
-    for k, u in enumerate(meta.utt_id):
-        lld = rng.normal(size=(int(rng.integers(5, 31)), 18)).astype(np.float32) + 3.0
-        lld[:, 4 + label[k]] += 1.0
-        audio[u] = lld
-        tok = rng.normal(size=(int(rng.integers(2, 12)), BERT_DIM)).astype(np.float32) + 0.5
-        tok[:, label[k]] += 1.0
-        bert[u] = tok
-    return T.ExperimentData(meta, audio=audio, bert=bert)
-
-
 def _masked_moments(model, streams, layer):
     """Mean and variance of a BN layer's input over every step of every utterance, one
     utterance at a time (no padding at all), in float64."""
@@ -328,12 +410,14 @@ def test_batchnorm_statistics_are_those_of_the_training_set(system):
     from ser_utils import precision as P
     from ser_utils.metrics import uar
 
-    data = _short_sequences()
+    meta, feats = short_sequences()
+    data = T.ExperimentData(meta, **feats)
     train = np.arange(len(data.meta))
     job = T.Job(system, "speaker", 0, 0, epochs=2)
-    norm = T.fit_normaliser(data, train, test_idx=np.array([], np.int64)) if system != "bert" else None
+    norm = (T.fit_normaliser(data, train, test_idx=np.array([], np.int64))
+            if system != "bert" else None)
     with P.using("float32"):
-        # every utterance trains (no test part), so the private step after fit's checks
+        # every utterance trains (no test part): the private step after fit's checks
         model, _ = fitting._fit_model(job, data, train, norm, pretrained=None, epochs=2,
                                       batch_size=32)
         streams = inputs(system, data, train, norm)
