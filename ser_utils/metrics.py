@@ -305,9 +305,10 @@ def _bootstrap_runs(preds: pd.DataFrame, speakers, *, by: Sequence[str], metric:
     weights = speaker_bootstrap(n_spk, n_boot=n_boot, seed=seed) if n_spk >= min_speakers \
         else np.full((n_boot, n_spk), np.nan)
     weights = np.vstack([np.ones(n_spk), weights])  # row 0: the full test set
+    outside = sorted(set(preds["label"].astype(str)) - set(CLASSES))
+    if outside:
+        raise ValueError(f"labels outside {CLASSES}: {outside}")
     y_all = pd.Categorical(preds["label"].astype(str), categories=CLASSES).codes
-    if (y_all < 0).any():
-        raise ValueError(f"labels outside {CLASSES}: {sorted(set(preds['label']) - set(CLASSES))}")
     proba_all = preds[list(PROBA_COLUMNS)].to_numpy(np.float64)
     runs: dict = {}
     keys = list(by) + ["seed"]

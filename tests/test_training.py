@@ -392,7 +392,8 @@ def _masked_moments(model, streams, layer):
     utterance at a time (no padding at all), in float64."""
     import keras
 
-    sub = keras.Model(model.inputs, model.get_layer(layer[:-len("_bn")]).output)
+    inputs = model.inputs if len(model.inputs) > 1 else model.inputs[0]  # a unimodal model: one
+    sub = keras.Model(inputs, model.get_layer(layer[:-len("_bn")]).output)
     rows = []
     for i in range(len(streams[0])):
         x = [s[i][None] for s in streams]
