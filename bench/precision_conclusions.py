@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ser_utils import config, experiment, metrics  # noqa: E402
+from ser_utils.training.layout import log_files, prediction_files  # noqa: E402
 
 
 def _copy_inputs(run: Path, scratch: Path, dataset: str) -> None:
@@ -42,8 +43,7 @@ def _copy_inputs(run: Path, scratch: Path, dataset: str) -> None:
 
 
 def _cpu_seconds(stage_dir: Path) -> float:
-    logs = list((stage_dir / "logs").glob("*.json"))
-    return sum(json.loads(p.read_text())["cpu_s"] for p in logs)
+    return sum(json.loads(p.read_text())["cpu_s"] for p in log_files(stage_dir))
 
 
 def main(argv=None) -> int:
@@ -78,8 +78,7 @@ def main(argv=None) -> int:
                                                criterion=criterion, epochs=epochs,
                                                pretrained_stage=pre)
                 preds = pd.concat([pd.read_parquet(f) for stage in ("unimodal", "fusion")
-                                   for f in
-                                   (root / name / stage / "predictions").glob("*.parquet")])
+                                   for f in prediction_files(root / name / stage)])
                 s = metrics.score_predictions(preds)
                 s["cpu_s"] = sum(_cpu_seconds(root / name / st) for st in ("unimodal", "fusion"))
                 scores[precision] = s

@@ -344,7 +344,9 @@ def run_systems(settings: Settings, dataset, systems, *, stage: str, criterion: 
 
 def load_predictions(settings: Settings, dataset, stage: str) -> pd.DataFrame:
     """Every prediction file of a stage, concatenated (empty frame when none)."""
-    files = sorted((settings.stage_dir(dataset, stage) / "predictions").glob("*.parquet"))
+    from .training.layout import prediction_files
+
+    files = prediction_files(settings.stage_dir(dataset, stage))
     if not files:
         return pd.DataFrame()
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)

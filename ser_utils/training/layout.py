@@ -21,8 +21,8 @@ from pathlib import Path
 from ..features.cache import atomic_path
 from ..systems import SYSTEMS
 
-__all__ = ["prediction_path", "weights_path", "normaliser_path", "log_path", "save_weights",
-           "load_normaliser", "pretrained_files"]
+__all__ = ["prediction_path", "weights_path", "normaliser_path", "log_path", "prediction_files",
+           "log_files", "save_weights", "load_normaliser", "pretrained_files"]
 
 
 def _stem(job) -> str:
@@ -51,6 +51,16 @@ def normaliser_path(out_dir: str | os.PathLike, job) -> Path:
 def log_path(out_dir: str | os.PathLike, job) -> Path:
     """A job's log (times, sizes, precision): ``<out_dir>/logs/<stem>.json``."""
     return Path(out_dir) / "logs" / f"{_stem(job)}.json"
+
+
+def prediction_files(out_dir: str | os.PathLike) -> list[Path]:
+    """Every finished job's prediction file in a stage folder, sorted by name."""
+    return sorted((Path(out_dir) / "predictions").glob("*.parquet"))
+
+
+def log_files(out_dir: str | os.PathLike) -> list[Path]:
+    """Every job log of a stage folder, sorted by name."""
+    return sorted((Path(out_dir) / "logs").glob("*.json"))
 
 
 def save_weights(model, path: Path) -> None:
