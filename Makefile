@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(PY) bench/train_grid.py
 	$(PY) bench/cached_rerun.py
 	$(PY) bench/precision_conclusions.py  # after `make`: float32 against the run's bfloat16
+	$(PY) bench/msp_audio_vs_peer.py      # after `make`: the MSP demo's audio model vs its peer
 
 # A Jupyter kernel for the venv, so JupyterLab runs the notebooks with the pinned packages.
 kernel: $(STAMP)
