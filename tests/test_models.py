@@ -8,12 +8,12 @@ import pytest
 
 # models first: it imports TensorFlow without its start-up lines (ser_utils._tf)
 from ser_utils import models as M
+from ser_utils.features.acoustic import AUDIO_DIM
 
 # isort: split
 import keras
 
 TEXT_DIM = 16  # small token embeddings keep the tests fast; the architecture does not depend on it
-AUDIO_DIM = 36
 
 
 def _padded_batch(rng, lengths, dim, *, extra=0):

@@ -40,7 +40,7 @@ def test_using_sets_and_restores_the_policy():
     before = keras.mixed_precision.global_policy().name
     with P.using("bfloat16") as resolved:
         assert resolved == "bfloat16"
-        model = M.build_audio_model(36)
+        model = M.build_audio_model()
         assert model.get_layer("L_A1").compute_dtype == "bfloat16"
         # probabilities, the mask arithmetic and pooling stay float32
         for name in ("A_softmax", "L_A3", "A_mask"):
